@@ -65,6 +65,10 @@ COARSE_OF_SUBTYPE: dict[str, str] = {s: t for t, subtypes in SUBTYPES.items() fo
 WORST_DIMENSION_GOOD = "good"
 """Canonical answer of the which-dimension question when no dimension hurts ("Video quality is good")."""
 
+QUESTION_TYPES: tuple[str, ...] = ("score", "yes_no", "which_subtype", "which_dimension")
+"""The four question types of the release: per-dimension rating, yes/no per coarse type, which subtype,
+which dimension hurts most."""
+
 # Spellings seen in the published FineVD files (typos, "ratio" suffixes, the Chinese labels of the
 # non-_en files) and common variants, each mapped to its canonical name. Keys are normalised with
 # `_normalise` before lookup, so case, spacing, hyphens and underscores do not matter.
