@@ -1,0 +1,245 @@
+"""Training conversations made from `scores` and `qa` rows: per-dimension score questions, yes/no per
+coarse type, which-subtype and which-dimension multiple choice, and a free-form description; seeded.
+
+Each conversation row (features `finevq.data.features.CONVERSATION_FEATURES`) is:
+
+    video          {"path": str, "bytes": None}: the video file (datasets.Video(decode=False))
+    name           str: the video's name relative to its root
+    source         str: the dataset the row comes from ("finevd", "konvid_1k", ...)
+    conversations  [{"role": "user", "content": question}, {"role": "assistant", "content": answer}];
+                   the question carries no video placeholder: the processor puts the frames before it
+    question_type  "score" | "yes_no" | "which_subtype" | "which_dimension" (taxonomy.QUESTION_TYPES) | "describe"
+    dimension      score: the dimension rated (one of DIMENSIONS); otherwise None
+    mos            score: that dimension's MOS (the score head's target, raw scale); otherwise None
+    level          score: that dimension's level; describe: the overall level; otherwise None
+    coarse_type    yes_no / which_subtype: the coarse distortion type asked about; otherwise None
+    label          the canonical answer: a level word (score, describe), "yes"/"no", a subtype or "none",
+                   a coarse type or "good" (which dimension hurts most)
+
+Score answers end in the level word followed by a full stop ("... is good."). Multiple-choice questions
+embed their options as `{A:[...], B:[...], ...}` like the published files, and are answered with the
+letter. Everything is deterministic given `seed` (each video draws from its own seeded generator)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+
+import datasets
+
+from finevq.data.features import CONVERSATION_FEATURES
+from finevq.taxonomy import (
+    COARSE_TYPES,
+    DIMENSIONS,
+    LEVELS,
+    NO_DISTORTION,
+    QUESTION_TYPES,
+    SUBTYPES,
+    WORST_DIMENSION_GOOD,
+)
+
+CONVERSATION_TYPES: tuple[str, ...] = (*QUESTION_TYPES, "describe")
+
+SCORE_QUESTIONS: tuple[str, ...] = (
+    "How would you rate the {aspect} of this video?",
+    "What is your rating of the {aspect} of this video?",
+    "Rate the {aspect} of this video.",
+    "Can you evaluate the {aspect} of this video?",
+    "How good is the {aspect} of this video?",
+)
+SCORE_ANSWERS: tuple[str, ...] = (
+    "The {aspect} of this video is {level}.",
+    "I would rate the {aspect} of this video as {level}.",
+    "Its {aspect} is {level}.",
+)
+YESNO_QUESTIONS: tuple[str, ...] = (
+    "Is there any {coarse} distortion in the video?",
+    "Does this video have {coarse} distortion?",
+    "Do you see any {coarse} distortion in this video?",
+    "Is the video affected by {coarse} distortion?",
+)
+SUBTYPE_QUESTIONS: tuple[str, ...] = (
+    "Which {coarse} distortion does the video have?",
+    "What kind of {coarse} distortion is present in this video?",
+    "Which type of {coarse} distortion can be seen in the video?",
+)
+DIMENSION_QUESTIONS: tuple[str, ...] = (
+    "Which aspect hurts the quality of this video the most?",
+    "Which distortion affects this video the most?",
+    "What is the most serious quality problem of this video?",
+)
+DESCRIBE_QUESTIONS: tuple[str, ...] = (
+    "Describe the quality of this video.",
+    "How is the quality of this video? Please explain.",
+    "Give a short assessment of the quality of this video.",
+    "What do you think of the visual quality of this video?",
+)
+_DIMENSION_OPTION = {
+    **{coarse: coarse.capitalize() for coarse in COARSE_TYPES},
+    WORST_DIMENSION_GOOD: "Video quality is good",
+}
+_GOOD_LEVELS = LEVELS[:2]
+
+
+def aspect(dimension: str) -> str:
+    """How questions name a dimension: "overall quality", "noise quality", ..."""
+    return f"{dimension} quality"
+
+
+def score_question(dimension: str, variant: int = 0) -> str:
+    """The `variant`-th paraphrase of the score question for `dimension` (variant 0 for inference)."""
+    return SCORE_QUESTIONS[variant % len(SCORE_QUESTIONS)].format(aspect=aspect(dimension))
+
+
+def render_options(labels: list[str]) -> tuple[str, list[str]]:
+    """The `{A:[..], B:[..]}` text of option labels, and the letters in order."""
+    letters = [chr(ord("A") + i) for i in range(len(labels))]
+    return "{" + ", ".join(f"{letter}:[{label}]" for letter, label in zip(letters, labels)) + "}", letters
+
+
+def _level_name(value) -> str | None:
+    return LEVELS[value] if isinstance(value, int) else value
+
+
+def _conversation(row: dict, question: str, answer: str, question_type: str, label: str, **fields) -> dict:
+    return {
+        "video": row["video"],
+        "name": row["name"],
+        "source": row.get("source"),
+        "conversations": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
+        "question_type": question_type,
+        "dimension": fields.get("dimension"),
+        "mos": fields.get("mos"),
+        "level": fields.get("level"),
+        "coarse_type": fields.get("coarse_type"),
+        "label": label,
+    }
+
+
+def _multiple_choice(question: str, correct: str, distractors: list[str], shown: dict, rng: random.Random):
+    options = [correct, *distractors]
+    rng.shuffle(options)
+    text, letters = render_options([shown.get(option, option) for option in options])
+    return f"{question} {text}", letters[options.index(correct)]
+
+
+def worst_dimension(row: dict) -> str | None:
+    """The coarse dimension whose level is worst (ties: lowest MOS within its range), or "good" when
+    even that one is excellent or good; None when no coarse dimension is rated."""
+    rated = [(d, _level_name(row.get(f"level_{d}")), row.get(f"mos_{d}")) for d in COARSE_TYPES]
+    rated = [(d, level, mos) for d, level, mos in rated if level is not None and mos is not None]
+    if not rated:
+        return None
+
+    def badness(item):
+        dimension, level, mos = item
+        low, high = (row.get("level_ranges") or {}).get(dimension) or (0.0, 1.0)
+        return LEVELS.index(level), -(mos - low) / (high - low)
+
+    dimension, level, _ = max(rated, key=badness)
+    return WORST_DIMENSION_GOOD if level in _GOOD_LEVELS else dimension
+
+
+def _describe(row: dict, worst: str | None) -> str:
+    parts = [f"Overall, the quality of this video is {_level_name(row['level_overall'])}."]
+    levels = [(d, _level_name(row.get(f"level_{d}"))) for d in COARSE_TYPES]
+    levels = [f"{d} {level}" for d, level in levels if level is not None]
+    if levels:
+        listed = ", ".join(levels[:-1]) + " and " + levels[-1] if len(levels) > 1 else levels[0]
+        parts.append(f"By dimension: {listed}.")
+    subtypes = [row.get(f"subtype_{c}") for c in COARSE_TYPES]
+    present = [s for s in subtypes if s and s != NO_DISTORTION]
+    if present:
+        parts.append("It shows " + ", ".join(present) + ".")
+    elif all(s == NO_DISTORTION for s in subtypes):
+        parts.append("No obvious distortion is visible.")
+    if worst == WORST_DIMENSION_GOOD:
+        parts.append("No single dimension hurts it much.")
+    elif worst:
+        parts.append(f"The {worst} quality hurts it the most.")
+    return " ".join(parts)
+
+
+def conversations_from_score_row(
+    row: dict, seed: int = 0, question_types: Iterable[str] = CONVERSATION_TYPES
+) -> list[dict]:
+    """The conversations one `scores` row supports (only rated dimensions and known subtypes)."""
+    wanted = set(question_types)
+    rng = random.Random(f"{seed}:{row['name']}")
+    out = []
+    for dimension in DIMENSIONS:
+        level = _level_name(row.get(f"level_{dimension}"))
+        if "score" in wanted and level is not None:
+            question = rng.choice(SCORE_QUESTIONS).format(aspect=aspect(dimension))
+            answer = rng.choice(SCORE_ANSWERS).format(aspect=aspect(dimension), level=level)
+            mos = row.get(f"mos_{dimension}")
+            out.append(_conversation(row, question, answer, "score", level, dimension=dimension, mos=mos, level=level))
+    for coarse in COARSE_TYPES:
+        subtype = row.get(f"subtype_{coarse}")
+        if subtype is None:
+            continue
+        if "yes_no" in wanted:
+            label = "no" if subtype == NO_DISTORTION else "yes"
+            question = rng.choice(YESNO_QUESTIONS).format(coarse=coarse)
+            out.append(_conversation(row, question, label.capitalize(), "yes_no", label, coarse_type=coarse))
+        if "which_subtype" in wanted:
+            others = [s for s in SUBTYPES[coarse] if s != subtype]
+            distractors = rng.sample(others, 3)
+            correct_and_none = [subtype] if subtype == NO_DISTORTION else [subtype, NO_DISTORTION]
+            question, letter = _multiple_choice(
+                rng.choice(SUBTYPE_QUESTIONS).format(coarse=coarse),
+                correct_and_none[0],
+                correct_and_none[1:] + distractors,
+                {NO_DISTORTION: "None"},
+                rng,
+            )
+            out.append(_conversation(row, question, letter, "which_subtype", subtype, coarse_type=coarse))
+    worst = worst_dimension(row)
+    if "which_dimension" in wanted and worst is not None:
+        distractors = rng.sample([d for d in _DIMENSION_OPTION if d != worst], 3)
+        question, letter = _multiple_choice(rng.choice(DIMENSION_QUESTIONS), worst, distractors, _DIMENSION_OPTION, rng)
+        out.append(_conversation(row, question, letter, "which_dimension", worst))
+    overall = _level_name(row.get("level_overall"))
+    if "describe" in wanted and overall is not None:
+        question, answer = rng.choice(DESCRIBE_QUESTIONS), _describe(row, worst)
+        out.append(_conversation(row, question, answer, "describe", overall, level=overall))
+    return out
+
+
+def conversation_from_qa_row(row: dict) -> dict:
+    """A published question (a `qa` row) as a conversation, with its wording and answer kept."""
+    is_score = row["question_type"] == "score"
+    return _conversation(
+        row,
+        row["question"],
+        row["answer"],
+        row["question_type"],
+        row["label"],
+        dimension=row["dimension"],
+        mos=row["mos"] if is_score else None,
+        level=row["label"] if is_score else None,
+        coarse_type=row["coarse_type"],
+    )
+
+
+def build_conversations(
+    data: datasets.Dataset | datasets.DatasetDict, seed: int = 0, question_types: Iterable[str] = CONVERSATION_TYPES
+) -> datasets.Dataset | datasets.DatasetDict:
+    """Conversations of a `scores` or `qa` dataset (or of each split of a DatasetDict).
+
+    `question_types` limits what is generated from `scores` rows; `qa` rows convert one to one."""
+    if isinstance(data, datasets.DatasetDict):
+        return datasets.DatasetDict(
+            {split: build_conversations(part, seed, question_types) for split, part in data.items()}
+        )
+    question_types = tuple(question_types)
+    unknown = sorted(set(question_types) - set(CONVERSATION_TYPES))
+    if unknown:
+        from finevq.errors import ConfigError
+
+        raise ConfigError(f"unknown question types {unknown}; known: {', '.join(CONVERSATION_TYPES)}")
+    if "question_type" in data.column_names:
+        rows = [conversation_from_qa_row(row) for row in data]
+    else:
+        rows = [c for row in data for c in conversations_from_score_row(row, seed, question_types)]
+    return datasets.Dataset.from_list(rows, features=CONVERSATION_FEATURES)
