@@ -1,7 +1,7 @@
 """Times the FineVD loader at the published release's size (5074 videos, 4 question files per split):
 parsing, the first `datasets` build, the cached second load, conversations and the export.
 
-Run: python bench/bench_data_loader.py [--videos N]. Videos are empty placeholder files (the loader
+Run: python bench/data.py [--videos N]. Videos are empty placeholder files (the loader
 only checks that they exist), so this measures the label pipeline, not decoding."""
 
 from __future__ import annotations

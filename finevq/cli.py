@@ -35,7 +35,105 @@ def _run_probe(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-_SUBCOMMANDS = (_add_probe,)
+def _add_data(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "data",
+        help="inspect or export FineVD-format label files",
+        description="Work with FineVD-format label folders (what `finevq synth` writes and the release has).",
+    )
+    actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
+    inspect = actions.add_parser(
+        "inspect",
+        help="print counts per split and question type, label distributions, unknown labels, missing videos",
+    )
+    inspect.add_argument("sources", nargs="+", metavar="FILES_OR_DIR")
+    inspect.add_argument("--video-root", metavar="DIR", help="check that every labelled video is under DIR")
+    inspect.add_argument("--json", action="store_true", help="print the summary as JSON")
+    inspect.set_defaults(handler=_run_data_inspect)
+    export = actions.add_parser(
+        "export",
+        help="write labels as parquet + dataset card that datasets.load_dataset(DIR) reads",
+    )
+    export.add_argument("source", metavar="SRC", help="a FineVD-format folder")
+    export.add_argument("--to", required=True, metavar="DIR", help="the folder to write")
+    export.add_argument("--video-root", metavar="DIR", help="where the videos are (default SRC/videos)")
+    export.add_argument("--copy-videos", action="store_true", help="copy the videos into DIR/videos")
+    export.add_argument("--missing", choices=("keep", "skip", "error"), default="keep", help="videos not on disk")
+    export.add_argument(
+        "--conversations-seed", type=int, metavar="SEED", help="also export training conversations made with SEED"
+    )
+    export.add_argument("--cache-dir", metavar="DIR", help="datasets cache folder (default: the HF datasets cache)")
+    export.set_defaults(handler=_run_data_export)
+
+
+def _run_data_inspect(args: argparse.Namespace) -> int:
+    from finevq.data.inspection import format_summary, inspect_labels
+
+    summary = inspect_labels(args.sources, video_root=args.video_root)
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 1 if summary["errors"] else 0
+
+
+def _run_data_export(args: argparse.Namespace) -> int:
+    from finevq.data.export import export_dataset
+
+    out = export_dataset(
+        args.source,
+        args.to,
+        video_root=args.video_root,
+        missing=args.missing,
+        copy_videos=args.copy_videos,
+        conversation_seed=args.conversations_seed,
+        cache_dir=args.cache_dir,
+    )
+    print(f"wrote {out} (load it with datasets.load_dataset({str(out)!r}))")
+    return 0
+
+
+def _add_synth(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "synth",
+        help="generate FineVD-Synth: distorted videos with known fine-grained labels (FineVD format)",
+        description="Write synthetic distorted videos with known per-dimension scores, levels, subtypes and QA "
+        "files in the FineVD folder format. Same seed, same bytes; re-running resumes an interrupted run.",
+    )
+    parser.add_argument("--out", metavar="DIR", help="output folder (videos/, scores.csv, QA files, README.md)")
+    parser.add_argument("--num-videos", type=int, default=100, metavar="N")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resolution", type=int, nargs=2, default=(240, 480), metavar=("MIN", "MAX"),
+                        help="short side range in pixels (default 240 480; small photos give smaller frames)")
+    parser.add_argument("--fps", type=float, nargs=2, default=(24.0, 60.0), metavar=("MIN", "MAX"))
+    parser.add_argument("--duration", type=float, nargs=2, default=(2.0, 10.0), metavar=("MIN", "MAX"),
+                        help="seconds (default 2 10)")
+    parser.add_argument("--max-frames", type=int, default=None, metavar="N", help="cap on frames per video")
+    parser.add_argument("--clean-share", type=float, default=None, metavar="F",
+                        help="share of undistorted videos (default 0.15)")
+    parser.add_argument("--workers", type=int, default=1, metavar="K", help="processes (does not change the bytes)")
+    parser.add_argument("--preview", metavar="PNG", help="also (or only) write a contact sheet of every subtype")
+    parser.set_defaults(handler=_run_synth)
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    from finevq.errors import ConfigError
+
+    if not args.out and not args.preview:
+        raise ConfigError("finevq synth needs --out DIR (and/or --preview PNG)")
+    from finevq.data.synth import SceneOptions, SynthConfig, generate, write_preview
+
+    if args.preview:
+        print(f"wrote {write_preview(args.preview, seed=args.seed)}")
+    if args.out:
+        scene = SceneOptions(min_side=args.resolution[0], max_side=args.resolution[1], min_fps=args.fps[0],
+                             max_fps=args.fps[1], min_duration=args.duration[0], max_duration=args.duration[1],
+                             max_frames=args.max_frames)
+        chosen = {} if args.clean_share is None else {"clean_share": args.clean_share}
+        config = SynthConfig(num_videos=args.num_videos, seed=args.seed, scene=scene, **chosen)
+        records = generate(args.out, config, workers=args.workers)
+        print(f"wrote {len(records)} videos and their labels to {args.out}")
+    return 0
+
+
+_SUBCOMMANDS = (_add_probe, _add_data, _add_synth)
 
 
 def build_parser() -> argparse.ArgumentParser:
