@@ -1,0 +1,38 @@
+"""The FineVQ model: configuration, visual and motion encoders, LLM, heads, processor and LoRA.
+Importing this package is cheap; each name loads its module (and torch) on first use."""
+
+from importlib import import_module
+
+_EXPORTS = {
+    "FineVQConfig": "configuration",
+    "FineVQForConditionalGeneration": "modeling",
+    "FineVQOutput": "modeling",
+    "VisualTokens": "modeling",
+    "FineVQProcessor": "processor",
+    "ProcessorSettings": "processor",
+    "train_tokenizer": "tokenizer",
+    "candidate_token_ids": "tokenizer",
+    "build_model": "presets",
+    "build_from_bases": "presets",
+    "load_preset": "presets",
+    "EncodedVideo": "scoring",
+    "DimensionScore": "scoring",
+    "encode_video": "scoring",
+    "encode_videos": "scoring",
+    "score_videos": "scoring",
+    "score_dimensions": "scoring",
+    "candidate_probabilities": "scoring",
+    "stream_chat": "generation",
+    "apply_lora": "lora",
+    "load_adapter": "lora",
+    "merge_lora": "lora",
+    "save_lora_checkpoint": "lora",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f"finevq.modeling.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'finevq.modeling' has no attribute {name!r}")

@@ -1,0 +1,50 @@
+"""Checks a model folder before anything is loaded from it: safetensors only, no NaN or Inf tensor.
+A published FineVQ checkpoint shipped NaNs; pickled weights can run code when loaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+
+from finevq.errors import CheckpointError
+
+PICKLE_WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def check_weights_folder(folder: str | Path) -> list[Path]:
+    """Validate every weights file in `folder`; return its safetensors files.
+
+    Raises `CheckpointError` naming the folder, file or tensor when the folder is missing, holds
+    pickle-format weights, holds no safetensors, or a tensor is unreadable or not finite."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"model folder {str(folder)!r} does not exist or is not a folder")
+    pickled = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_WEIGHT_SUFFIXES)
+    if pickled:
+        raise CheckpointError(
+            f"model folder {str(folder)!r} holds pickle-format weights {pickled}; only safetensors are "
+            "loaded (convert them with safetensors, or remove them)"
+        )
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        raise CheckpointError(f"model folder {str(folder)!r} holds no .safetensors weights")
+    for path in weights:
+        check_finite_tensors(path)
+    return weights
+
+
+def check_finite_tensors(path: Path) -> None:
+    """Raise `CheckpointError` naming the first tensor of a safetensors file holding NaN or Inf."""
+    try:
+        with safe_open(str(path), framework="pt") as weights:
+            for name in weights.keys():
+                tensor = weights.get_tensor(name)
+                if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                    bad = int((~torch.isfinite(tensor)).sum())
+                    raise CheckpointError(
+                        f"checkpoint {str(path)!r}: tensor {name!r} holds {bad} NaN/Inf value(s) of {tensor.numel()}"
+                    )
+    except SafetensorError as error:
+        raise CheckpointError(f"checkpoint {str(path)!r} is not a readable safetensors file: {error}") from None

@@ -1,0 +1,119 @@
+"""The FineVQ model configuration: backbone, motion encoder, LLM, score head and LoRA settings.
+A transformers `PreTrainedConfig`, saved as config.json next to the weights."""
+
+from __future__ import annotations
+
+from huggingface_hub.dataclasses import strict
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+from finevq.errors import ConfigError
+
+BACKBONES = ("tiny", "internvl")
+"""Visual backbones: `tiny` (a small ViT that also sees native-resolution fragments) and
+`internvl` (the InternVL vision tower with its pixel-shuffle and projector)."""
+
+MOTION_ENCODERS = ("tiny3d", "videomae")
+"""Motion encoders: `tiny3d` (a small 3D CNN) and `videomae` (transformers' VideoMAE)."""
+
+_BACKBONE_TOWERS = {"tiny": "siglip_vision_model", "internvl": "internvl_vision"}
+
+# Module names LoRA adapts by default, as in the paper: attention and MLP of the ViT and the LLM.
+DEFAULT_LORA_VISION_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "projection_layer", "fc1", "fc2")
+DEFAULT_LORA_TEXT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+DEFAULT_TRAINED_MODULES = ("vision.projector", "motion.projector", "score_head")
+
+
+@strict
+class FineVQConfig(PreTrainedConfig):
+    r"""Configuration of `FineVQForConditionalGeneration`.
+
+    vision_config / text_config / motion_config: the sub-models' own configs (a SigLIP or InternVL
+    vision tower, a Qwen2/Llama-style causal LM, a VideoMAE for `motion_encoder="videomae"`).
+    score_range: the score scale the score head regresses (raw MOS units, e.g. [0, 100]).
+    """
+
+    model_type = "finevq"
+    sub_configs_defaults = {
+        "vision_config": SubConfigSpec(config_class=AutoConfig, model_type="siglip_vision_model"),
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="qwen2"),
+        "motion_config": SubConfigSpec(config_class=AutoConfig, model_type="videomae", optional=True),
+    }
+
+    backbone: str = "tiny"
+    vision_config: dict | PreTrainedConfig | None = None
+    text_config: dict | PreTrainedConfig | None = None
+    motion_config: dict | PreTrainedConfig | None = None
+    motion_encoder: str = "tiny3d"
+    tiny3d_channels: list[int] | tuple[int, ...] = (16, 32)
+    num_motion_tokens: int = 1
+    use_fragments: bool = True
+    downsample_ratio: float = 0.5
+    vision_feature_layer: int = -1
+    vision_feature_select_strategy: str = "full"
+    projector_hidden_act: str = "gelu"
+    frame_token_id: int = 0
+    motion_token_id: int = 1
+    score_head_dims: list[int] | tuple[int, ...] = (1024, 256, 64, 16)
+    score_range: list[float] | tuple[float, ...] = (0.0, 100.0)
+    score_loss_weight: float = 1.0
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_vision_targets: list[str] | tuple[str, ...] = DEFAULT_LORA_VISION_TARGETS
+    lora_text_targets: list[str] | tuple[str, ...] = DEFAULT_LORA_TEXT_TARGETS
+    lora_trained_modules: list[str] | tuple[str, ...] = DEFAULT_TRAINED_MODULES
+    tie_word_embeddings: bool = False
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"config key 'backbone': unknown backbone {self.backbone!r}; known: {BACKBONES}")
+        tower = _BACKBONE_TOWERS[self.backbone]
+        if self.vision_config.model_type != tower:
+            raise ConfigError(
+                f"config key 'vision_config': backbone {self.backbone!r} needs a {tower!r} vision config, "
+                f"got {self.vision_config.model_type!r}"
+            )
+        if self.motion_encoder not in MOTION_ENCODERS:
+            raise ConfigError(
+                f"config key 'motion_encoder': unknown motion encoder {self.motion_encoder!r}; known: {MOTION_ENCODERS}"
+            )
+        if self.motion_encoder == "videomae" and self.motion_config is None:
+            raise ConfigError("config key 'motion_config': motion_encoder 'videomae' needs a VideoMAE config")
+        if self.backbone == "internvl" and self.use_fragments:
+            raise ConfigError("config key 'use_fragments': only the 'tiny' backbone sees fragments")
+        if self.num_motion_tokens < 1:
+            raise ConfigError(f"config key 'num_motion_tokens' must be >= 1, got {self.num_motion_tokens}")
+        low, high = (float(x) for x in self.score_range)
+        if not high > low:
+            raise ConfigError(f"config key 'score_range' must be [low, high] with high > low, got {self.score_range}")
+        scale = round(1 / self.downsample_ratio)
+        if abs(scale * self.downsample_ratio - 1) > 1e-6:
+            raise ConfigError(f"config key 'downsample_ratio' must be 1/n, got {self.downsample_ratio}")
+        grid = self.patch_grid
+        if grid % scale:
+            raise ConfigError(
+                f"config key 'downsample_ratio': the {grid}x{grid} patch grid does not divide by {scale}"
+            )
+
+    @property
+    def image_size(self) -> int:
+        size = self.vision_config.image_size
+        return int(size[0] if isinstance(size, (list, tuple)) else size)
+
+    @property
+    def patch_grid(self) -> int:
+        patch = self.vision_config.patch_size
+        return self.image_size // int(patch[0] if isinstance(patch, (list, tuple)) else patch)
+
+    @property
+    def tokens_per_image(self) -> int:
+        """Visual tokens of one image (whole frame or fragment mosaic) after pixel-shuffle."""
+        scale = round(1 / self.downsample_ratio)
+        return (self.patch_grid // scale) ** 2
+
+    @property
+    def tokens_per_frame(self) -> int:
+        """Visual tokens of one keyframe slot: the whole frame, plus its fragments for `tiny`."""
+        return self.tokens_per_image * (2 if self.use_fragments else 1)

@@ -1,0 +1,278 @@
+"""The FineVQ model: frame and motion tokens spliced into a causal LLM, with the LM head, the
+score head, and a shared-prefix path that encodes a video once and answers many questions on it."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, PreTrainedModel
+from transformers.cache_utils import Cache
+from transformers.utils import ModelOutput
+
+from finevq.errors import CheckpointError, ConfigError
+from finevq.modeling.checkpoint import check_weights_folder
+from finevq.modeling.configuration import FineVQConfig
+from finevq.modeling.heads import ScoreHead
+from finevq.modeling.motion import MotionEncoder
+from finevq.modeling.vision import VisionBackbone
+
+IGNORE_INDEX = -100
+ADAPTER_SUBFOLDER = "adapter"
+"""Where a checkpoint folder keeps its PEFT adapter, next to the base model it applies to."""
+
+
+@dataclass
+class VisualTokens:
+    """A batch of videos encoded once: frame tokens (B, frames * tokens, width), motion tokens (B, K, width)."""
+
+    frames: torch.Tensor
+    motion: torch.Tensor
+
+
+@dataclass
+class FineVQOutput(ModelOutput):
+    """loss = lm_loss + score_loss_weight * score_loss; scores: the score head at `score_positions`
+    (NaN for rows without one); cache: the KV cache when `use_cache=True`."""
+
+    loss: torch.Tensor | None = None
+    lm_loss: torch.Tensor | None = None
+    score_loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    scores: torch.Tensor | None = None
+    last_hidden_state: torch.Tensor | None = None
+    cache: Cache | None = None
+
+
+class FineVQPreTrainedModel(PreTrainedModel):
+    config: FineVQConfig
+    config_class = FineVQConfig
+    base_model_prefix = "finevq"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_attention_backend = True
+
+
+class FineVQForConditionalGeneration(FineVQPreTrainedModel):
+    """Video (keyframes + motion clip) and text in, next-token logits and quality scores out."""
+
+    def __init__(self, config: FineVQConfig):
+        super().__init__(config)
+        self.vision = VisionBackbone(config)
+        self.motion = MotionEncoder(config)
+        self.language_model = AutoModelForCausalLM.from_config(config.text_config)
+        self.score_head = ScoreHead(config.text_config.hidden_size, config.score_head_dims, config.score_range)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value):
+        self.language_model.set_input_embeddings(value)
+
+    def get_output_embeddings(self):
+        return self.language_model.get_output_embeddings()
+
+    def encode_video(
+        self,
+        pixel_values: torch.Tensor,
+        motion_values: torch.Tensor,
+        fragment_values: torch.Tensor | None = None,
+    ) -> VisualTokens:
+        """Keyframes (B, F, 3, S, S), motion clips (B, T, 3, s, s) [, fragments] -> `VisualTokens`."""
+        if self.config.use_fragments and fragment_values is None:
+            raise ConfigError("this model's backbone sees fragments: the inputs need 'fragment_values'")
+        frames = self.vision.encode_frames(pixel_values, fragment_values if self.config.use_fragments else None)
+        return VisualTokens(frames=frames.flatten(1, 2), motion=self.motion(motion_values))
+
+    def embed_inputs(self, input_ids: torch.Tensor, visual: VisualTokens | None) -> torch.Tensor:
+        """Token embeddings with each row's frame and motion placeholders replaced by its visual tokens."""
+        embeds = self.get_input_embeddings()(input_ids)
+        slots = (
+            (self.config.frame_token_id, "frame", visual.frames if visual is not None else None),
+            (self.config.motion_token_id, "motion", visual.motion if visual is not None else None),
+        )
+        for token_id, name, tokens in slots:
+            mask = input_ids == token_id
+            wanted = tokens.shape[1] if tokens is not None else 0
+            counts = mask.sum(dim=1).tolist()
+            if any(count != wanted for count in counts):
+                raise ConfigError(
+                    f"{name} placeholders per row {counts} do not match the {wanted} {name} tokens per video; "
+                    "the processor settings and the model config disagree"
+                )
+            if wanted:
+                embeds = embeds.masked_scatter(mask.unsqueeze(-1), tokens.to(embeds.dtype))
+        return embeds
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        motion_values: torch.Tensor | None = None,
+        fragment_values: torch.Tensor | None = None,
+        visual: VisualTokens | None = None,
+        labels: torch.LongTensor | None = None,
+        score_positions: torch.LongTensor | None = None,
+        mos: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        use_cache: bool = False,
+        score_loss_weight: float | None = None,
+        logits_to_keep: int = 0,
+        **kwargs,
+    ) -> FineVQOutput:
+        """Teacher-forced forward. With `labels` the LM loss is cross-entropy on labelled (answer)
+        tokens; with `score_positions` and `mos` the score loss is L1 between the score head and the MOS.
+        logits_to_keep: compute the LM logits of only the last N positions (0: all; needs no labels)."""
+        if visual is None and pixel_values is not None:
+            visual = self.encode_video(pixel_values, motion_values, fragment_values)
+        outputs = self.language_model.get_decoder()(
+            inputs_embeds=self.embed_inputs(input_ids, visual),
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        hidden = outputs.last_hidden_state
+        logits = self.get_output_embeddings()(hidden[:, -logits_to_keep:] if logits_to_keep else hidden)
+        lm_loss = score_loss = loss = scores = None
+        if labels is not None:
+            targets = labels[:, 1:].flatten()
+            predictions = logits[:, :-1].flatten(0, 1).float()
+            # A batch whose answers were all cut by max_length contributes zero, not NaN.
+            lm_loss = (
+                F.cross_entropy(predictions, targets, ignore_index=IGNORE_INDEX)
+                if bool((targets != IGNORE_INDEX).any())
+                else predictions.sum() * 0.0
+            )
+            loss = lm_loss
+        if score_positions is not None:
+            has_score = score_positions >= 0
+            rows = torch.arange(hidden.shape[0], device=hidden.device)
+            # The head runs on every row (masked afterwards) so it is always part of the graph.
+            head = self.score_head(hidden[rows, score_positions.clamp(min=0)])
+            scores = torch.where(has_score, head, torch.full_like(head, float("nan")))
+            if mos is not None:
+                mos = mos.to(head.device, head.dtype)
+                valid = has_score & torch.isfinite(mos)
+                score_loss = (head - torch.where(valid, mos, head.detach())).abs().sum() / valid.sum().clamp(min=1)
+                weight = self.config.score_loss_weight if score_loss_weight is None else score_loss_weight
+                loss = weight * score_loss if loss is None else loss + weight * score_loss
+        return FineVQOutput(
+            loss=loss,
+            lm_loss=lm_loss,
+            score_loss=score_loss,
+            logits=logits,
+            scores=scores,
+            last_hidden_state=hidden,
+            cache=outputs.cache if use_cache else None,
+        )
+
+    @torch.no_grad()
+    def prefill(self, prefix_ids: torch.LongTensor, visual: VisualTokens) -> Cache:
+        """Run the shared prompt prefix (B, L) of B videos once; its KV cache serves any number of questions."""
+        return self(input_ids=prefix_ids, visual=visual, use_cache=True, logits_to_keep=1).cache
+
+    @torch.no_grad()
+    def continue_from(
+        self, cache: Cache, suffixes: list[list[int]], rows: int = 1, copy_cache: bool = True
+    ) -> tuple[torch.Tensor, Cache]:
+        """Run the same token suffixes after each of the `rows` rows (videos) of a cache (a copy of it
+        unless `copy_cache=False`, which extends it in place, as decoding does).
+
+        Suffixes are right-padded (causal attention keeps padding out of every real position);
+        returns the hidden state at each suffix's last token, (B * N, width) video-major, and the
+        extended cache."""
+        if not suffixes or any(len(s) == 0 for s in suffixes):
+            raise ConfigError("every question suffix needs at least one token")
+        if copy_cache:
+            cache = copy.deepcopy(cache)
+        if len(suffixes) > 1:
+            cache.batch_repeat_interleave(len(suffixes))
+        width = max(len(s) for s in suffixes)
+        device = self.get_input_embeddings().weight.device
+        ids = torch.tensor([s + [s[-1]] * (width - len(s)) for s in suffixes] * rows, device=device)
+        outputs = self(input_ids=ids, visual=None, cache=cache, use_cache=True, logits_to_keep=1)
+        last = torch.tensor([len(s) - 1 for s in suffixes] * rows, device=device)
+        return outputs.last_hidden_state[torch.arange(len(last), device=device), last], outputs.cache
+
+    @classmethod
+    def from_base_checkpoint(cls, folder: str | Path, config: FineVQConfig, key_mapping: dict[str, str], **kwargs):
+        """A model of `config` holding the weights of another architecture's checkpoint, renamed by
+        `key_mapping` (regex -> replacement); modules it lacks keep their fresh initialisation.
+        Returns (model, loading info); built on the meta device, so an 8B base loads without a copy."""
+        model, info = super().from_pretrained(
+            str(folder), config=config, key_mapping=key_mapping, use_safetensors=True, output_loading_info=True, **kwargs
+        )
+        # transformers remembers the renaming to undo it on save; this model saves under its own names.
+        model._weight_conversions = None
+        return model, info
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, merge_adapter: bool = True, **kwargs):
+        """Load a merged folder, a base folder with its PEFT adapter in the `adapter/` subfolder, or an
+        adapter-only folder whose adapter_config.json names its base folder.
+
+        Weights are checked first: pickle-format files and NaN/Inf tensors raise `CheckpointError`.
+        With an adapter, `merge_adapter=False` returns the trainable PEFT model instead of merging."""
+        folder = Path(pretrained_model_name_or_path)
+        check_weights_folder(folder)
+        adapter_folder, base_folder = _checkpoint_layout(folder)
+        if adapter_folder is not None:
+            check_weights_folder(adapter_folder)
+        if base_folder != folder:
+            check_weights_folder(base_folder)
+        model, info = super().from_pretrained(
+            str(base_folder), *model_args, use_safetensors=True, output_loading_info=True, **kwargs
+        )
+        problems = {key: info[key] for key in ("missing_keys", "unexpected_keys", "mismatched_keys") if info.get(key)}
+        if problems:
+            raise CheckpointError(f"checkpoint {str(base_folder)!r} does not match its config: {problems}")
+        if adapter_folder is None:
+            return model
+        from finevq.modeling.lora import load_adapter, merge_lora
+
+        peft_model = load_adapter(model, adapter_folder, trainable=not merge_adapter)
+        return merge_lora(peft_model) if merge_adapter else peft_model
+
+
+def _checkpoint_layout(folder: Path) -> tuple[Path | None, Path]:
+    """(adapter folder or None, base model folder) of a checkpoint folder."""
+    has_config = (folder / "config.json").is_file()
+    if (folder / "adapter_config.json").is_file():
+        if has_config:
+            raise CheckpointError(
+                f"model folder {str(folder)!r} mixes a model and an adapter at its top level; keep the adapter "
+                f"in {str(folder / ADAPTER_SUBFOLDER)!r} (as save_lora_checkpoint does) or in its own folder"
+            )
+        return folder, adapter_base_folder(folder)
+    if not has_config:
+        raise CheckpointError(f"model folder {str(folder)!r} has no config.json (nor adapter_config.json)")
+    if (folder / ADAPTER_SUBFOLDER / "adapter_config.json").is_file():
+        return folder / ADAPTER_SUBFOLDER, folder
+    return None, folder
+
+
+def adapter_base_folder(folder: Path) -> Path:
+    """The base model folder an adapter-only folder's adapter_config.json names (absolute, or
+    relative to the adapter folder or the working directory)."""
+    try:
+        base = json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise CheckpointError(f"{str(folder / 'adapter_config.json')!r} names no readable base model: {error}") from None
+    candidates = [Path(base)] if Path(base).is_absolute() else [folder / base, Path(base)]
+    for candidate in candidates:
+        if (candidate / "config.json").is_file():
+            return candidate.resolve()
+    raise CheckpointError(f"the base model {base!r} of adapter folder {str(folder)!r} is not a model folder")
+
+
+AutoConfig.register(FineVQConfig.model_type, FineVQConfig, exist_ok=True)
+AutoModel.register(FineVQConfig, FineVQForConditionalGeneration, exist_ok=True)

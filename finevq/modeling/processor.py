@@ -1,0 +1,328 @@
+"""The processor shared by training and inference: video -> normalised pixel tensors, and the prompt
+builder (labelled frame slots, the motion slot, the question, in the chat template) -> token ids and labels."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import AutoTokenizer
+
+from finevq.errors import CheckpointError, ConfigError, FineVQError
+from finevq.modeling.configuration import FineVQConfig
+from finevq.modeling.modeling import adapter_base_folder
+from finevq.modeling.tokenizer import FRAME_TOKEN, MOTION_TOKEN, candidate_token_ids
+from finevq.taxonomy import LEVELS
+
+PROCESSOR_FILE = "processor_config.json"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IGNORE_INDEX = -100
+_LEVEL_WORD = re.compile(r"\b(" + "|".join(LEVELS) + r")\b", re.IGNORECASE)
+
+
+@dataclass
+class ProcessorSettings:
+    """Everything the processor needs besides the tokenizer; saved as processor_config.json."""
+
+    num_frames: int = 8
+    image_size: int = 448
+    use_fragments: bool = False
+    fragment_grid: int = 4
+    fragment_patch: int = 32
+    num_motion_frames: int = 16
+    motion_size: int = 224
+    image_mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
+    image_std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
+    motion_mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
+    motion_std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
+    tokens_per_frame: int = 256
+    num_motion_tokens: int = 1
+    frame_token: str = FRAME_TOKEN
+    motion_token: str = MOTION_TOKEN
+    score_range: list[float] = field(default_factory=lambda: [0.0, 100.0])
+    score_question: str = "How would you rate the {dimension} quality of this video?"
+    score_answer_prefix: str = "The {dimension} quality of this video is"
+    max_length: int = 4096
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "processor settings") -> ProcessorSettings:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown key(s) {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+
+def settings_for_model(config: FineVQConfig, **overrides) -> ProcessorSettings:
+    """Processor settings whose token counts, sizes and score scale match a model config."""
+    values = {
+        "image_size": config.image_size,
+        "use_fragments": config.use_fragments,
+        "tokens_per_frame": config.tokens_per_frame,
+        "num_motion_tokens": config.num_motion_tokens,
+        "score_range": [float(x) for x in config.score_range],
+    }
+    if config.motion_encoder == "videomae":
+        values["num_motion_frames"] = config.motion_config.num_frames
+        values["motion_size"] = config.motion_config.image_size
+    values.update(overrides)
+    return ProcessorSettings.from_dict(values)
+
+
+def frames_to_tensor(frames: np.ndarray, size: int, mean: list[float], std: list[float]) -> torch.Tensor:
+    """uint8 RGB frames (T, H, W, 3) -> float (T, 3, size, size): resized (aspect ignored, as in the
+    paper), scaled to [0, 1] and normalised per channel."""
+    pixels = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
+    if tuple(pixels.shape[-2:]) != (size, size):
+        pixels = F.interpolate(pixels, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    mean_t = torch.tensor(mean).view(1, 3, 1, 1)
+    std_t = torch.tensor(std).view(1, 3, 1, 1)
+    return (pixels - mean_t) / std_t
+
+
+class FineVQProcessor:
+    """Turns videos and conversations into `FineVQForConditionalGeneration` inputs."""
+
+    def __init__(self, tokenizer, settings: ProcessorSettings | None = None):
+        self.tokenizer = tokenizer
+        self.settings = settings or ProcessorSettings()
+        vocab = tokenizer.get_vocab()
+        for token in (self.settings.frame_token, self.settings.motion_token):
+            if token not in vocab:
+                raise CheckpointError(f"the tokenizer has no {token!r} token (add it as a special token)")
+        if tokenizer.chat_template is None:
+            raise CheckpointError("the tokenizer has no chat template")
+        self.frame_token_id = vocab[self.settings.frame_token]
+        self.motion_token_id = vocab[self.settings.motion_token]
+        try:
+            self.level_token_ids = self.answer_token_ids(
+                tuple(f" {level}" for level in LEVELS), self.settings.score_answer_prefix.format(dimension="overall")
+            )
+        except FineVQError as error:
+            raise CheckpointError(f"the tokenizer cannot score level words: {error}") from None
+
+    # ----------------------------------------------------------------- saving and loading
+
+    def save_pretrained(self, folder: str | os.PathLike) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save_pretrained(str(folder))
+        (folder / PROCESSOR_FILE).write_text(json.dumps(dataclasses.asdict(self.settings), indent=2) + "\n")
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike) -> FineVQProcessor:
+        """Load from a model folder, or from the base folder an adapter-only folder names."""
+        folder = Path(folder)
+        if not (folder / PROCESSOR_FILE).is_file() and (folder / "adapter_config.json").is_file():
+            folder = adapter_base_folder(folder)
+        path = folder / PROCESSOR_FILE
+        try:
+            values = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise CheckpointError(f"cannot read processor settings {str(path)!r}: {error}") from None
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        except (OSError, ValueError) as error:
+            raise CheckpointError(f"cannot load the tokenizer of {str(folder)!r}: {error}") from None
+        return cls(tokenizer, ProcessorSettings.from_dict(values, source=str(path)))
+
+    # ----------------------------------------------------------------- video
+
+    def sample(self, video):
+        """A `finevq.video.VideoSample` of `video`: a path (decoded with `finevq.video`), a sample
+        already taken, or decoded uint8 frames (T, H, W, 3) of a whole clip."""
+        from finevq import video as video_io
+
+        s = self.settings
+        grid = s.fragment_grid if s.use_fragments else None
+        if isinstance(video, (str, os.PathLike)):
+            return video_io.sample_video(
+                video, num_keyframes=s.num_frames, num_motion_frames=s.num_motion_frames,
+                fragment_grid=grid, fragment_patch=s.fragment_patch,
+            )
+        if hasattr(video, "keyframes"):
+            return video
+        frames = np.asarray(video)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise ConfigError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
+        keyframe_indices = video_io.keyframe_indices(len(frames), s.num_frames)
+        motion_indices = video_io.motion_clip_indices(len(frames), s.num_motion_frames)
+        keyframes = frames[keyframe_indices]
+        return video_io.VideoSample(
+            info=None, keyframes=keyframes, keyframe_indices=keyframe_indices,
+            motion=frames[motion_indices], motion_indices=motion_indices,
+            fragments=video_io.fragments(keyframes, s.fragment_grid, s.fragment_patch) if grid else None,
+        )
+
+    def video_tensors(self, video) -> dict[str, torch.Tensor]:
+        """Unbatched pixel tensors of one video: pixel_values (F, 3, S, S), motion_values
+        (T, 3, s, s) and, for backbones that see them, fragment_values (F, 3, S, S)."""
+        s = self.settings
+        sample = self.sample(video)
+        if len(sample.keyframes) != s.num_frames or len(sample.motion) != s.num_motion_frames:
+            raise ConfigError(
+                f"video sample has {len(sample.keyframes)} keyframes and {len(sample.motion)} motion frames; "
+                f"the processor expects {s.num_frames} and {s.num_motion_frames}"
+            )
+        tensors = {
+            "pixel_values": frames_to_tensor(sample.keyframes, s.image_size, s.image_mean, s.image_std),
+            "motion_values": frames_to_tensor(sample.motion, s.motion_size, s.motion_mean, s.motion_std),
+        }
+        if s.use_fragments:
+            if sample.fragments is None:
+                raise ConfigError("the video sample has no fragments; sample it with fragment_grid set")
+            tensors["fragment_values"] = frames_to_tensor(sample.fragments, s.image_size, s.image_mean, s.image_std)
+        return tensors
+
+    def video_inputs(self, video) -> dict[str, torch.Tensor]:
+        """`video_tensors` with a batch dimension of one, ready for the model."""
+        return {name: tensor.unsqueeze(0) for name, tensor in self.video_tensors(video).items()}
+
+    # ----------------------------------------------------------------- prompts
+
+    @cached_property
+    def video_prompt(self) -> str:
+        """Per keyframe a labelled slot `Frame{i}: <frame tokens>`, then `Motion Feature: <motion tokens>`."""
+        s = self.settings
+        lines = [f"Frame{i}: {s.frame_token * s.tokens_per_frame}" for i in range(1, s.num_frames + 1)]
+        lines.append(f"Motion Feature: {s.motion_token * s.num_motion_tokens}")
+        return "\n".join(lines) + "\n"
+
+    def render(self, messages: list[dict], add_generation_prompt: bool = False) -> str:
+        """The conversation in the chat template, the video slots opening the first user message."""
+        messages = [dict(m) for m in messages]
+        first_user = next((m for m in messages if m["role"] == "user"), None)
+        if first_user is None:
+            raise ConfigError("a conversation needs at least one user message")
+        first_user["content"] = self.video_prompt + first_user["content"]
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+    @cached_property
+    def prefix_ids(self) -> list[int]:
+        """Token ids of everything up to the end of the video slots: the same for every question."""
+        text = self.render([{"role": "user", "content": "?"}])
+        return self._ids(text[: text.index(self.video_prompt) + len(self.video_prompt)])
+
+    def suffix_ids(self, text: str) -> list[int]:
+        """Token ids of a rendered prompt after the shared video prefix."""
+        ids = self._ids(text)
+        prefix = self.prefix_ids
+        if ids[: len(prefix)] != prefix:
+            raise ConfigError("the prompt does not start with the shared video prefix; the chat template moves it")
+        return ids[len(prefix):]
+
+    def score_prompt(self, dimension: str) -> str:
+        """The rating question of a dimension, ending in the teacher-forced answer prefix."""
+        s = self.settings
+        question = [{"role": "user", "content": s.score_question.format(dimension=dimension)}]
+        return self.render(question, add_generation_prompt=True) + s.score_answer_prefix.format(dimension=dimension)
+
+    def question_prompt(self, question: str, answer_prefix: str = "", history: list[dict] | None = None) -> str:
+        """A question (after an optional message history) with the assistant's answer prefix."""
+        messages = list(history or []) + [{"role": "user", "content": question}]
+        return self.render(messages, add_generation_prompt=True) + answer_prefix
+
+    def answer_token_ids(self, candidates: tuple[str, ...] | list[str], context: str) -> list[int]:
+        """First token of each candidate answer after `context` (see `candidate_token_ids`)."""
+        return list(_cached_candidate_ids(self.tokenizer, tuple(candidates), context[-200:]))
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    # ----------------------------------------------------------------- training rows
+
+    def encode_conversation(self, messages: list[dict], question_type: str | None = None, mos=None) -> dict:
+        """Token ids, labels on assistant tokens only (their end-of-turn included), and for score
+        rows the score position: the position whose output predicts the answer's level word."""
+        text = self.render(messages)
+        encoding = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids, offsets = encoding["input_ids"], encoding["offset_mapping"]
+        spans = self._assistant_spans(messages, text)
+        labels = [
+            token if any(start <= begin < stop for start, stop in spans) else IGNORE_INDEX
+            for token, (begin, _) in zip(ids, offsets)
+        ]
+        score_position = -1
+        if question_type == "score" and spans:
+            start, stop = spans[-1]
+            words = list(_LEVEL_WORD.finditer(text, start, stop))
+            if not words:
+                raise ConfigError(f"score answer {text[start:stop]!r} holds no level word ({', '.join(LEVELS)})")
+            char = words[-1].start()
+            token = next(i for i, (begin, end) in enumerate(offsets) if begin <= char < end)
+            score_position = token - 1
+        limit = self.settings.max_length
+        if len(ids) > limit:
+            if self.prefix_ids != ids[: len(self.prefix_ids)] or len(self.prefix_ids) >= limit:
+                raise ConfigError(f"max_length {limit} cannot hold the video slots of {len(self.prefix_ids)} tokens")
+            ids, labels = ids[:limit], labels[:limit]
+            score_position = score_position if score_position < limit - 1 else -1
+        has_mos = score_position >= 0 and mos is not None and math.isfinite(float(mos))
+        return {
+            "input_ids": torch.tensor(ids),
+            "labels": torch.tensor(labels),
+            "score_position": score_position,
+            "mos": float(mos) if has_mos else float("nan"),
+        }
+
+    def _assistant_spans(self, messages: list[dict], text: str) -> list[tuple[int, int]]:
+        """Character spans of each assistant turn in the rendered text (content + end of turn)."""
+        spans = []
+        for index, message in enumerate(messages):
+            if message["role"] != "assistant":
+                continue
+            start = len(self.render(messages[:index], add_generation_prompt=True))
+            through_answer = self.render(messages[: index + 1])
+            if not text.startswith(through_answer):
+                raise ConfigError("the chat template does not render conversations incrementally")
+            spans.append((start, len(through_answer)))
+        return spans
+
+    def encode_row(self, row: dict, video=None) -> dict:
+        """One instruction row (`finevq.data.instructions`: "video", "conversations" (or "messages"),
+        "question_type", "mos") -> unbatched model tensors; `video` (a path, sample or frames)
+        defaults to the row's "video" (a path, or a `datasets.Video` {"path": ...} value)."""
+        messages = row.get("conversations", row.get("messages"))
+        if messages is None:
+            raise ConfigError(f"instruction row has no 'conversations' (keys: {sorted(row)})")
+        features = self.encode_conversation(messages, row.get("question_type"), row.get("mos"))
+        if video is None:
+            video = row["video"]["path"] if isinstance(row["video"], dict) else row["video"]
+        features.update(self.video_tensors(video))
+        return features
+
+    def collate(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        """Pad and stack `encode_row` outputs into a batch (right padding)."""
+        width = max(len(f["input_ids"]) for f in features)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        batch = {
+            "input_ids": torch.full((len(features), width), pad_id, dtype=torch.long),
+            "attention_mask": torch.zeros((len(features), width), dtype=torch.long),
+            "labels": torch.full((len(features), width), IGNORE_INDEX, dtype=torch.long),
+        }
+        for row, f in enumerate(features):
+            length = len(f["input_ids"])
+            batch["input_ids"][row, :length] = f["input_ids"]
+            batch["attention_mask"][row, :length] = 1
+            batch["labels"][row, :length] = f["labels"]
+        batch["score_positions"] = torch.tensor([f["score_position"] for f in features], dtype=torch.long)
+        batch["mos"] = torch.tensor([f["mos"] for f in features], dtype=torch.float)
+        for name in ("pixel_values", "motion_values", "fragment_values"):
+            if name in features[0]:
+                batch[name] = torch.stack([f[name] for f in features])
+        return batch
+
+
+@lru_cache(maxsize=256)
+def _cached_candidate_ids(tokenizer, candidates: tuple[str, ...], context: str) -> tuple[int, ...]:
+    return tuple(candidate_token_ids(tokenizer, list(candidates), context))
