@@ -133,7 +133,128 @@ def _run_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-_SUBCOMMANDS = (_add_probe, _add_data, _add_synth)
+def _add_model_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", metavar="DIR", help="model folder or hub id (default: the model shipped with finevq)")
+
+
+def _add_score(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "score",
+        help="rate videos on each quality dimension and diagnose their distortions (JSONL or CSV rows)",
+        description="Score videos: one row per video with per-dimension scores, levels and level probabilities, "
+        "distortions and the worst dimension. A bad video gets an error row and the run goes on (exit status 1 "
+        "at the end). Re-running with the same --output skips the videos already done. Under "
+        "`accelerate launch -m finevq score ...` the processes share the videos and merge into one output.",
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="video files, folders (searched recursively) "
+                        "or .txt/.list files listing paths")
+    parser.add_argument("--dimensions", metavar="DIMS", help="comma-separated, e.g. color,noise,overall (default: all six)")
+    parser.add_argument("--output", metavar="FILE", help="FILE.jsonl or FILE.csv (default: JSONL on standard output)")
+    _add_model_option(parser)
+    parser.add_argument("--batch-size", type=int, default=1, metavar="N", help="videos encoded together (default 1)")
+    parser.add_argument("--workers", type=int, default=1, metavar="K", help="decoding processes (default 1; 0: none)")
+    parser.add_argument("--timeline", type=float, metavar="SECONDS", help="also score windows of SECONDS (quality over time)")
+    parser.add_argument("--no-diagnosis", action="store_true", help="skip the distortion questions")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_run_score)
+
+
+def _run_score(args: argparse.Namespace) -> int:
+    from finevq.inference.batch import ScoreJob, run_scoring
+
+    job = ScoreJob(
+        inputs=args.paths,
+        output=args.output,
+        model=args.model,
+        dimensions=args.dimensions.split(",") if args.dimensions else None,
+        diagnose=not args.no_diagnosis,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        timeline_seconds=args.timeline,
+        progress=not args.quiet,
+    )
+    summary = run_scoring(job)
+    print(f"finevq score: {summary.scored} scored, {summary.failed} failed, {summary.skipped} already done",
+          file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def _add_eval(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="evaluate a model on a dataset split: SRCC/KRCC/PLCC per dimension and QA accuracies",
+        description="Run the model over a split of a dataset and print the report the training recipe prints.",
+    )
+    parser.add_argument("--data", nargs="+", required=True, metavar="ARG",
+                        help="LOADER SOURCE [KEY=VALUE ...]: finevd DIR, konvid_1k DIR, csv FILE video_column=... "
+                        "(KEY=VALUE: the loader's options, e.g. video_root=DIR split_ratios=[4,1,1])")
+    parser.add_argument("--split", default="test", help="train, validation or test (default test)")
+    _add_model_option(parser)
+    parser.add_argument("--output", metavar="REPORT.json", help="also write the report as JSON")
+    parser.add_argument("--max-videos", type=int, metavar="N", help="evaluate the first N videos only")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from finevq.evaluation import evaluate, load_eval_rows
+    from finevq.inference import FineVQ
+    from finevq.metrics import format_report
+
+    rows = load_eval_rows(args.data, args.split)
+    assessor = FineVQ.from_pretrained(args.model)
+    report = evaluate(assessor, rows, max_videos=args.max_videos, progress=not args.quiet)
+    print(format_report(report), end="")
+    if args.output:
+        described = {"model": assessor.name, "data": args.data, "split": args.split, **report}
+        Path(args.output).write_text(json.dumps(described, indent=2) + "\n")
+    return 0
+
+
+def _add_chat(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "chat",
+        help="chat about a video's quality in the terminal (answers stream)",
+        description="Ask questions about a video; the conversation history carries over. "
+        "An empty line, 'exit' or end of input quits; '/reset' starts a new conversation.",
+    )
+    parser.add_argument("video", metavar="VIDEO")
+    _add_model_option(parser)
+    parser.add_argument("--max-new-tokens", type=int, default=256, metavar="N")
+    parser.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default)")
+    parser.set_defaults(handler=_run_chat)
+
+
+def _run_chat(args: argparse.Namespace) -> int:
+    from finevq.inference import FineVQ
+
+    assessor = FineVQ.from_pretrained(args.model)
+    assessor.encoded(args.video)  # a bad video fails here, before the first question
+    interactive = sys.stdin.isatty()
+    history: list[dict] = []
+    while True:
+        if interactive:
+            print("you> ", end="", flush=True)
+        line = sys.stdin.readline()
+        question = line.strip()
+        if not line or question in ("", "exit", "quit"):
+            return 0
+        if question == "/reset":
+            history = []
+            continue
+        history.append({"role": "user", "content": question})
+        print("finevq> ", end="", flush=True)
+        pieces = []
+        for piece in assessor.chat(args.video, history, max_new_tokens=args.max_new_tokens, temperature=args.temperature):
+            pieces.append(piece)
+            print(piece, end="", flush=True)
+        print(flush=True)
+        history.append({"role": "assistant", "content": "".join(pieces)})
+
+
+_SUBCOMMANDS = (_add_probe, _add_data, _add_synth, _add_score, _add_eval, _add_chat)
 
 
 def build_parser() -> argparse.ArgumentParser:

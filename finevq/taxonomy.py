@@ -185,6 +185,18 @@ def canonical_dimension(label: str) -> str:
     return found
 
 
+def checked_dimensions(dimensions: Iterable[str] | None) -> tuple[str, ...]:
+    """Canonical names of the dimensions to rate, in the given order without repeats (None: all six);
+    `LabelError` names the request when a name is unknown or is not a dimension, or none is given."""
+    if dimensions is None:
+        return DIMENSIONS
+    dimensions = list(dimensions)
+    checked = tuple(dict.fromkeys(canonical_dimension(d) for d in dimensions))
+    if not checked or any(d not in DIMENSIONS for d in checked):
+        raise LabelError(f"cannot rate dimensions {dimensions}; choose among {', '.join(DIMENSIONS)}")
+    return checked
+
+
 def canonical_labels(labels: Iterable[str]) -> list[str]:
     """Canonical subtype names of many labels; an error lists every unknown one at once."""
     labels = list(labels)
