@@ -17,7 +17,7 @@ from finevq.errors import ConfigError
 from finevq.inference.assessor import FineVQ
 from finevq.metrics import build_report
 from finevq.taxonomy import DIMENSIONS, QUESTION_TYPES
-from finevq.training.evaluation import evaluate_videos, group_by_video
+from finevq.modeling.evaluation import evaluate_videos, group_by_video
 
 QUESTION_SOURCES = ("generated", "published")
 

@@ -22,7 +22,7 @@ def scores(tmp_path_factory):
 
 
 def options_of(question: str) -> dict[str, str]:
-    return dict(re.findall(r"([A-E]):\[([^\]]*)\]", question))
+    return dict(re.findall(r"([A-Z]):\[([^\]]*)\]", question))
 
 
 def test_same_seed_same_conversations_other_seed_other_wording(scores):
@@ -69,19 +69,24 @@ def test_score_answers_end_in_the_level_word_and_carry_the_mos(scores):
 
 def test_multiple_choice_letters_point_at_the_label(scores):
     rows = build_conversations(scores["train"], seed=2, question_types=["which_subtype", "which_dimension"])
+    full_lists = 0
     for row in rows:
         question, answer = (turn["content"] for turn in row["conversations"])
         options = options_of(question)
         chosen = options[answer]
         if row["question_type"] == "which_subtype":
             coarse = row["coarse_type"]
-            assert len(options) == (4 if row["label"] == "none" else 5)
+            full_list = len(SUBTYPES[coarse]) + 1  # None and every subtype: the form inference asks
+            assert len(options) in {(4 if row["label"] == "none" else 5), full_list}
+            full_lists += len(options) == full_list
             assert chosen == ("None" if row["label"] == "none" else row["label"])
             assert set(options.values()) - {"None"} <= set(SUBTYPES[coarse])
         else:
             assert len(options) == 4 and len(set(options.values())) == 4
             expected = "Video quality is good" if row["label"] == "good" else row["label"].capitalize()
             assert chosen == expected
+    subtype_questions = sum(row["question_type"] == "which_subtype" for row in rows)
+    assert 0 < full_lists < subtype_questions  # both the published and the inference form are trained
     letters = Counter(turn["content"] for row in rows for turn in row["conversations"][1:])
     assert len(letters) >= 3  # options are shuffled, the answer is not always the same letter
 

@@ -184,7 +184,9 @@ def conversations_from_score_row(
             out.append(_conversation(row, question, label.capitalize(), "yes_no", label, coarse_type=coarse))
         if "which_subtype" in wanted:
             others = [s for s in SUBTYPES[coarse] if s != subtype]
-            distractors = rng.sample(others, 3)
+            # Half the questions list every subtype of the type, as inference asks; half list three
+            # distractors, as the published files do.
+            distractors = rng.sample(others, len(others) if rng.random() < 0.5 else 3)
             correct_and_none = [subtype] if subtype == NO_DISTORTION else [subtype, NO_DISTORTION]
             question, letter = _multiple_choice(
                 rng.choice(SUBTYPE_QUESTIONS).format(coarse=coarse),

@@ -21,7 +21,7 @@ from finevq.inference.outputs import RowWriter, read_rows
 from finevq.inference.results import TimelineWindow
 from finevq.metrics import QARecord, ScoreRecord, build_report
 from finevq.taxonomy import DIMENSIONS
-from finevq.training.evaluation import evaluate_videos, group_by_video
+from finevq.modeling.evaluation import evaluate_videos, group_by_video
 from finevq.video import probe
 
 ROWS_FILE = "predictions.jsonl"

@@ -31,7 +31,8 @@ from finevq.training.checkpoints import (
 )
 from finevq.training.config import ExperimentConfig
 from finevq.training.data import ConversationDataset, ShardedOrder, VideoTensorCache, load_splits, weighted_indices
-from finevq.training.evaluation import evaluate_videos, group_by_video, metric_value
+from finevq.modeling.evaluation import evaluate_videos, group_by_video
+from finevq.training.evaluation import metric_value
 from finevq.training.export import merge_model_folder, model_card, save_model_folder, write_model_card
 
 PROJECTOR_MODULES = ("vision.projector", "motion.projector")
