@@ -1,8 +1,10 @@
-"""finevq.video on real files encoded here: exact frame selection, both backends, rotation,
-VFR, broken metadata, every bad-input case of issue 2, transforms, and the probe command."""
+"""finevq.video on real files encoded here: exact and keyframe-aligned frame selection, both
+backends, rotation, VFR, broken metadata, every bad-input case of issue 2, transforms (fragments
+cut before RGB conversion, decode-time downscaling), and the probe command."""
 
 import json
 import os
+import tracemalloc
 
 import av
 import av.logging
@@ -162,16 +164,22 @@ def test_decord_failures_it_only_logs_become_errors(capfd):
     assert "an unrelated warning" in capfd.readouterr().err
 
 
-def test_sparse_reads_seek_instead_of_decoding_everything(clip, monkeypatch):
-    decoded = []
+@pytest.fixture
+def decoded(monkeypatch):
+    """The timestamps of the frames the PyAV decoder outputs during the test, in order."""
+    timestamps = []
+    original = video._decoded_frames
 
     def counting(container, stream, wanted=None):
         for frame in original(container, stream, wanted):
-            decoded.append(frame.pts)
+            timestamps.append(frame.pts)
             yield frame
 
-    original = video._decoded_frames
     monkeypatch.setattr(video, "_decoded_frames", counting)
+    return timestamps
+
+
+def test_sparse_reads_seek_instead_of_decoding_everything(clip, decoded):
     with open_video(clip, backend="pyav") as reader:
         assert frame_numbers(reader.read([5, 47, 93])) == [5, 47, 93]
     # keyframes every 10 frames: at most one GOP per wanted frame, never the whole video
@@ -446,3 +454,189 @@ def test_write_video_encodes_given_frames(tmp_path):
         decoded = reader.read(range(5))
     assert reader.info.num_frames == 5 and decoded.shape == frames.shape
     assert np.abs(decoded.astype(int) - frames).mean() < 6
+
+
+# ---------------------------------------------------------------- keyframe-aligned sampling
+
+
+def stream_keyframes(path) -> list[int]:
+    """Positions of the keyframes (I-frames) of a file's video stream, read from its packets."""
+    with av.open(str(path)) as container:
+        packets = [packet for packet in container.demux(video=0) if packet.size]
+    order = sorted(range(len(packets)), key=lambda number: packets[number].pts)
+    return [position for position, number in enumerate(order) if packets[number].is_keyframe]
+
+
+def test_keyframe_rule_takes_the_stream_keyframe_nearest_each_segment_centre():
+    # 8 segments of 31-32 frames, stream keyframes every 50 frames
+    assert keyframe_indices(250, 8, stream_keyframes=[0, 50, 100, 150, 200]) == [0, 50, 78, 100, 150, 171, 200, 234]
+    assert keyframe_indices(250, 8, stream_keyframes=[0]) == [0] + keyframe_indices(250, 8)[1:]
+    assert keyframe_indices(250, 8, stream_keyframes=[]) == keyframe_indices(250, 8)
+    assert keyframe_indices(100, 2, stream_keyframes=[20, 30, 60, 70]) == [20, 70]  # 20 and 30 tie: the earlier
+    assert keyframe_indices(100, 2, stream_keyframes=range(100)) == keyframe_indices(100, 2)  # all-intra: exact
+    assert keyframe_indices(200, 2, stream_keyframes=[0, 120], start=100, stop=200) == [120, 175]
+    assert keyframe_indices(200, 2, stream_keyframes=[0, 99, 150], start=100, stop=200) == [125, 150]  # 99: outside
+    assert keyframe_indices(3, 4, stream_keyframes=[0]) == [0, 0, 1, 2]  # short ranges repeat frames
+
+
+def test_motion_runs_start_at_stream_keyframes_that_keep_them_in_their_segment():
+    # 4 runs of 8 in segments of 62-63 frames, planned starts 27, 89, 152, 214
+    aligned = motion_clip_indices(250, 32, burst=8, stream_keyframes=[0, 50, 100, 150, 200])
+    assert aligned[::8] == [50, 100, 150, 200]
+    runs = [aligned[run * 8:(run + 1) * 8] for run in range(4)]
+    assert all(run == list(range(run[0], run[0] + 8)) for run in runs)
+    # a keyframe that would push its run out of the segment is not taken: [0, 62) cannot start at 58
+    assert motion_clip_indices(250, 32, burst=8, stream_keyframes=[0, 58])[:8] == list(range(0, 8))
+    assert motion_clip_indices(250, 32, burst=8, stream_keyframes=[59]) == motion_clip_indices(250, 32, burst=8)
+    assert motion_clip_indices(20, 16, burst=8, stream_keyframes=[0, 12]) == list(range(0, 8)) + list(range(12, 20))
+
+
+def test_keyframe_on_a_segment_boundary_belongs_to_the_segment_it_starts():
+    # window [100, 200) in 2 segments [100, 150), [150, 200): a keyframe at 150 belongs to the second
+    assert keyframe_indices(300, 2, stream_keyframes=[0, 150], start=100, stop=200) == [125, 150]
+
+
+@pytest.fixture(scope="module")
+def gop50(tmp_path_factory):
+    """10 s at 25 fps, a keyframe every 50 frames (2 s), B-frames: a phone-like stream."""
+    return write_video(
+        tmp_path_factory.mktemp("gop50") / "gop50.mp4", num_frames=250, width=64, height=48, gop=50,
+        options={"preset": "veryfast", "sc_threshold": "0"},
+    )
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_keyframe_mode_reads_stream_keyframes_and_records_them(gop50, backend):
+    keyframes = stream_keyframes(gop50)
+    assert keyframes == [0, 50, 100, 150, 200]
+    sample = sample_video(
+        gop50, num_keyframes=8, num_motion_frames=32, motion_burst=8, seek="keyframe", backend=backend
+    )
+    assert sample.info.backend == backend
+    assert sample.keyframe_indices == keyframe_indices(250, 8, stream_keyframes=keyframes)
+    assert sample.motion_indices == motion_clip_indices(250, 32, burst=8, stream_keyframes=keyframes)
+    assert set(sample.keyframe_indices) & set(keyframes) == {0, 50, 100, 150, 200}
+    assert frame_numbers(sample.keyframes) == sample.keyframe_indices
+    assert frame_numbers(sample.motion) == sample.motion_indices
+    exact = sample_video(gop50, num_keyframes=8, num_motion_frames=32, motion_burst=8, backend=backend)
+    assert exact.keyframe_indices == keyframe_indices(250, 8)
+
+
+def test_keyframe_mode_decodes_each_frame_once_and_far_fewer_than_exact(gop50, decoded):
+    settings = dict(num_keyframes=8, num_motion_frames=32, motion_burst=8, backend="pyav")
+    sample = sample_video(gop50, seek="keyframe", **settings)
+    aligned = list(decoded)
+    decoded.clear()
+    sample_video(gop50, seek="exact", **settings)
+    assert len(set(aligned)) == len(aligned)  # never a frame twice
+    with av.open(str(gop50)) as container:
+        first_timestamp = next(container.decode(video=0)).pts
+    assert sample.keyframe_indices[0] == 0 and first_timestamp not in aligned  # probing decoded frame 0 already
+    # keyframes 0, 50, 100, 150, 200 and the runs after them are free; 78, 171 and 234 cost their GOP
+    needed = len(set(sample.keyframe_indices) | set(sample.motion_indices))
+    assert needed <= len(aligned) <= needed + (78 - 58) + (171 - 158) + (234 - 208) + 3
+    assert len(aligned) < 0.7 * len(decoded)
+
+
+def test_keyframe_mode_in_windows(gop50):
+    windows = sample_windows(gop50, 4.0, num_keyframes=2, num_motion_frames=8, motion_burst=4, seek="keyframe")
+    assert [(window.start_frame, window.stop_frame) for window in windows] == [(0, 100), (100, 200), (200, 250)]
+    assert [window.keyframe_indices for window in windows] == [[0, 50], [100, 150], [200, 237]]
+    for window in windows:
+        assert all(window.start_frame <= index < window.stop_frame for index in window.motion_indices)
+        assert frame_numbers(window.motion) == window.motion_indices
+    with pytest.raises(VideoError, match="seek mode 'nearest'"):
+        sample_video(gop50, seek="nearest")
+
+
+# ---------------------------------------------------------------- fragments cut before RGB conversion
+
+
+@pytest.mark.parametrize(
+    "pix_fmt, codec, rotation",
+    [
+        ("yuv420p", "libx264", 0),
+        ("yuv444p", "libx264", 0),
+        ("yuv420p", "libx264", 90),
+        ("yuv420p", "libx264", 180),
+        ("yuv420p", "libx264", 270),
+        ("yuv420p10le", "libx265", 0),  # not croppable exactly: cut from the whole converted frame
+    ],
+)
+def test_fragments_equal_crops_of_the_full_rgb_frame(tmp_path, pix_fmt, codec, rotation):
+    path = write_video(
+        tmp_path / "noise.mp4", num_frames=6, width=202, height=134, pattern="noise", codec=codec, pix_fmt=pix_fmt,
+        rotation=rotation,
+    )
+    sample = sample_video(path, num_keyframes=3, num_motion_frames=2, max_side=50, fragment_grid=3, fragment_patch=21)
+    assert sample.info.backend == "pyav"  # decord would decode whole frames to RGB
+    with open_video(path, backend="pyav") as reader:
+        whole = reader.read(sample.keyframe_indices)
+    assert sample.fragments.shape == (3, 63, 63, 3)
+    np.testing.assert_array_equal(sample.fragments, fragments(whole, grid=3, patch=21))
+    assert max(sample.keyframes.shape[1:3]) == 50
+
+
+def test_large_frames_never_exist_in_rgb_at_full_size(tmp_path):
+    path = write_video(tmp_path / "large.mp4", num_frames=3, width=2720, height=1536, pattern="static")
+    full_rgb_bytes = 2720 * 1536 * 3
+    assert probe(path).backend == "pyav"  # above 1440p decord holds several full-size frames
+    tracemalloc.start()  # numpy reports its buffers, PyAV's arrays included; decoder buffers are not counted
+    try:
+        sample = sample_video(
+            path, num_keyframes=3, num_motion_frames=3, fragment_grid=4, fragment_patch=32,
+            min_short_side=64, motion_min_short_side=32,
+        )
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert sample.keyframes.shape == (3, 64, 114, 3) and sample.motion.shape == (3, 32, 57, 3)
+    assert sample.fragments.shape == (3, 128, 128, 3)
+    assert peak < full_rgb_bytes / 4
+    tracemalloc.start()
+    try:
+        with open_video(path, backend="pyav") as reader:
+            reader.read([0])
+        assert tracemalloc.get_traced_memory()[1] > full_rgb_bytes  # the measure does see a full frame
+    finally:
+        tracemalloc.stop()
+
+
+# ---------------------------------------------------------------- decode size from the model's size
+
+
+@pytest.mark.parametrize("backend", ["auto", "pyav"])
+def test_min_short_side_downscales_during_decode_keeping_aspect(tmp_path, backend):
+    landscape = write_video(tmp_path / "wide.mp4", num_frames=8, width=160, height=96)
+    portrait = write_video(tmp_path / "tall.mp4", num_frames=8, width=96, height=160)
+    for path, keyframe_shape, motion_shape in (
+        (landscape, (48, 80), (24, 40)),
+        (portrait, (80, 48), (40, 24)),
+    ):
+        sample = sample_video(
+            path, num_keyframes=2, num_motion_frames=2, min_short_side=48, motion_min_short_side=24, backend=backend
+        )
+        assert sample.keyframes.shape[1:3] == keyframe_shape and sample.motion.shape[1:3] == motion_shape
+        assert frame_numbers(sample.keyframes) == sample.keyframe_indices
+    # 160x96 cannot scale to a short side of 50 exactly: the short side is at least 50
+    assert sample_video(landscape, num_keyframes=1, min_short_side=50, backend=backend).keyframes.shape[1:3] == (50, 84)
+    native = sample_video(landscape, num_keyframes=1, min_short_side=500, backend=backend)
+    assert native.keyframes.shape[1:3] == (96, 160)  # never upscaled
+    with pytest.raises(VideoError, match="max_side or min_short_side"):
+        sample_video(landscape, max_side=64, min_short_side=48)
+    with pytest.raises(VideoError, match="min_short_side"):
+        sample_video(landscape, min_short_side=0)
+
+
+def test_the_model_sampler_uses_the_keyframe_rule_and_decode_sizes(gop50):
+    from finevq.modeling.processor import ProcessorSettings
+
+    settings = ProcessorSettings(num_frames=4, num_motion_frames=16, image_size=32, motion_size=16)
+    kwargs = settings.sampling_kwargs()
+    assert kwargs["seek"] == "keyframe" and kwargs["motion_burst"] == 8
+    sample = sample_video(gop50, **kwargs)
+    keyframes = stream_keyframes(gop50)
+    # segment centres 31, 93, 156, 218; run starts planned at 58 and 183
+    assert sample.keyframe_indices == keyframe_indices(250, 4, stream_keyframes=keyframes) == [50, 100, 150, 200]
+    assert sample.motion_indices[::8] == [50, 200]
+    assert sample.keyframes.shape == (4, 32, 43, 3) and sample.motion.shape == (16, 16, 22, 3)

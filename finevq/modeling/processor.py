@@ -41,6 +41,11 @@ class ProcessorSettings:
     fragment_patch: int = 32
     num_motion_frames: int = 16
     motion_size: int = 224
+    # Video sampling rule (see finevq.video.sample_video): keyframes and motion runs aligned to the
+    # stream's keyframes ("keyframe") or at exact segment centres ("exact"); motion in runs of
+    # `motion_burst` consecutive frames.
+    seek: str = "keyframe"
+    motion_burst: int = 8
     image_mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
     image_std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
     motion_mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
@@ -53,6 +58,21 @@ class ProcessorSettings:
     score_question: str = "How would you rate the {dimension} quality of this video?"
     score_answer_prefix: str = "The {dimension} quality of this video is"
     max_length: int = 4096
+
+    def sampling_kwargs(self) -> dict:
+        """Keyword arguments of `finevq.video.sample_video` / `sample_windows` for this processor:
+        its frame counts and sampling rule, fragments if used, and frames decoded just large
+        enough (short side at least image_size / motion_size) for the S x S resize that follows."""
+        return {
+            "num_keyframes": self.num_frames,
+            "num_motion_frames": self.num_motion_frames,
+            "motion_burst": self.motion_burst,
+            "seek": self.seek,
+            "min_short_side": self.image_size,
+            "motion_min_short_side": self.motion_size,
+            "fragment_grid": self.fragment_grid if self.use_fragments else None,
+            "fragment_patch": self.fragment_patch,
+        }
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "processor settings") -> ProcessorSettings:
@@ -139,29 +159,26 @@ class FineVQProcessor:
     # ----------------------------------------------------------------- video
 
     def sample(self, video):
-        """A `finevq.video.VideoSample` of `video`: a path (decoded with `finevq.video`), a sample
-        already taken, or decoded uint8 frames (T, H, W, 3) of a whole clip."""
+        """A `finevq.video.VideoSample` of `video`: a path (decoded with `finevq.video` by
+        `settings.sampling_kwargs()`), a sample already taken, or decoded uint8 frames (T, H, W, 3)
+        of a whole clip, sampled at the exact segment centres (frames carry no stream keyframes)."""
         from finevq import video as video_io
 
         s = self.settings
-        grid = s.fragment_grid if s.use_fragments else None
         if isinstance(video, (str, os.PathLike)):
-            return video_io.sample_video(
-                video, num_keyframes=s.num_frames, num_motion_frames=s.num_motion_frames,
-                fragment_grid=grid, fragment_patch=s.fragment_patch,
-            )
+            return video_io.sample_video(video, **s.sampling_kwargs())
         if hasattr(video, "keyframes"):
             return video
         frames = np.asarray(video)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ConfigError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
         keyframe_indices = video_io.keyframe_indices(len(frames), s.num_frames)
-        motion_indices = video_io.motion_clip_indices(len(frames), s.num_motion_frames)
+        motion_indices = video_io.motion_clip_indices(len(frames), s.num_motion_frames, burst=s.motion_burst)
         keyframes = frames[keyframe_indices]
         return video_io.VideoSample(
             info=None, keyframes=keyframes, keyframe_indices=keyframe_indices,
             motion=frames[motion_indices], motion_indices=motion_indices,
-            fragments=video_io.fragments(keyframes, s.fragment_grid, s.fragment_patch) if grid else None,
+            fragments=video_io.fragments(keyframes, s.fragment_grid, s.fragment_patch) if s.use_fragments else None,
         )
 
     def video_tensors(self, video) -> dict[str, torch.Tensor]:
