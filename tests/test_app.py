@@ -34,7 +34,6 @@ from finevq.errors import ConfigError, VideoError
 from finevq.inference import Assessment, DimensionRating, DistortionDiagnosis, FineVQ
 from finevq.taxonomy import COARSE_TYPES, DIMENSIONS, LEVELS
 from finevq.video import probe
-from tiny_model import tiny_model_folder
 from videos import truncated_copy, write_random_bytes, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,10 +68,6 @@ def serve_app(model_folder: Path, monkeypatch_env, settings: DemoSettings = TEST
                            prevent_thread_lock=True, quiet=True)
     return demo, url
 
-
-@pytest.fixture(scope="session")
-def model_folder(tmp_path_factory):
-    return tiny_model_folder(tmp_path_factory.getbasetemp() / "finevq-tiny-test")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from test_app import ROOT, serve_app
-from tiny_model import tiny_model_folder
 from videos import write_video
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -21,10 +20,9 @@ KEPT = ["Noise", "Blur", "Overall"]  # the dimensions left ticked
 
 
 @pytest.fixture(scope="module")
-def page_url(tmp_path_factory):
-    folder = tiny_model_folder(tmp_path_factory.getbasetemp() / "finevq-tiny-test")
+def page_url(model_folder):
     monkeypatch = pytest.MonkeyPatch()
-    demo, url = serve_app(folder, monkeypatch)
+    demo, url = serve_app(model_folder, monkeypatch)
     yield url
     demo.close()
     monkeypatch.undo()

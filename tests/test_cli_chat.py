@@ -7,13 +7,8 @@ import pytest
 
 from finevq.cli import main
 from finevq.inference import FineVQ
-from tiny_model import tiny_model_folder
 from videos import write_random_bytes, write_video
 
-
-@pytest.fixture(scope="session")
-def model_folder(tmp_path_factory):
-    return tiny_model_folder(tmp_path_factory.getbasetemp() / "finevq-tiny-test")
 
 
 def test_chat_streams_answers_and_carries_the_history(model_folder, tmp_path, monkeypatch, capsys):

@@ -9,12 +9,7 @@ from finevq.cli import main
 from finevq.data.finevd import load_finevd
 from finevq.metrics import format_report
 from finevq.taxonomy import COARSE_TYPES, DIMENSIONS
-from tiny_model import tiny_model_folder
 
-
-@pytest.fixture(scope="session")
-def model_folder(tmp_path_factory):
-    return tiny_model_folder(tmp_path_factory.getbasetemp() / "finevq-tiny-test")
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,9 @@ import pytest
 from finevq.cli import main
 from finevq.inference.results import ROW_KEYS
 from finevq.taxonomy import COARSE_TYPES, DIMENSIONS, LEVELS, SUBTYPES
-from tiny_model import tiny_model_folder
 from finevq.video import probe, window_bounds
 from videos import truncated_copy, write_random_bytes, write_video
 
-
-@pytest.fixture(scope="session")
-def model_folder(tmp_path_factory):
-    return tiny_model_folder(tmp_path_factory.getbasetemp() / "finevq-tiny-test")
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,7 @@ from finevq.exploration.predictions import ROWS_FILE, Predictions, data_spec, pr
 from finevq.inference import FineVQ
 from finevq.metrics import QARecord, ScoreRecord, correlation_report
 from finevq.taxonomy import COARSE_TYPES, DIMENSIONS
-from tiny_model import tiny_model_folder
 
-
-@pytest.fixture(scope="module")
-def model_folder(tmp_path_factory):
-    return tiny_model_folder(tmp_path_factory.getbasetemp() / "finevq-tiny-test")
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,8 @@ from finevq.inference import assessor as assessor_module
 from finevq.modeling.scoring import score_dimensions
 from finevq.taxonomy import COARSE_TYPES, DIMENSIONS, LEVELS, SUBTYPES, checked_dimensions
 from finevq.video import sample_video
-from tiny_model import tiny_model_folder
 from videos import write_random_bytes, write_video
 
-
-@pytest.fixture(scope="session")
-def model_folder(tmp_path_factory):
-    return tiny_model_folder(tmp_path_factory.getbasetemp() / "finevq-tiny-test")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from nbclient import NotebookClient
 
 from finevq.cli import main
 from finevq.exploration.predictions import ROWS_FILE, data_spec
-from tiny_model import tiny_model_folder
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "explore_predictions.ipynb"
 SCORE_FIGURES = ("score_scatter", "level_score_scatter", "level_confusion", "score_agreement", "worst_predicted",
@@ -60,10 +59,6 @@ def assert_figures(notebook, folder: Path, names: tuple[str, ...]) -> None:
     assert sorted(path.stem for path in (folder / "figures").glob("*.png")) == sorted(names)
     assert all((folder / "figures" / f"{name}.png").stat().st_size > 10_000 for name in names)
 
-
-@pytest.fixture(scope="module")
-def model_folder(tmp_path_factory):
-    return tiny_model_folder(tmp_path_factory.getbasetemp() / "finevq-tiny-test")
 
 
 def test_committed_notebook_has_no_outputs_and_one_parameters_cell():

@@ -3,29 +3,25 @@ Importing this package is cheap; `datasets` loads when a loader is first used.""
 
 from __future__ import annotations
 
-import importlib
+from finevq.lazy import lazy_exports
 
 _EXPORTS = {
-    "load_finevd": "finevq.data.finevd",
-    "read_finevd": "finevq.data.folder",
-    "load_benchmark": "finevq.data.benchmarks",
-    "read_benchmark": "finevq.data.benchmarks",
-    "BENCHMARKS": "finevq.data.benchmarks",
-    "build_conversations": "finevq.data.instructions",
-    "score_question": "finevq.data.instructions",
-    "export_dataset": "finevq.data.export",
-    "inspect_labels": "finevq.data.inspection",
-    "format_summary": "finevq.data.inspection",
-    "load_report": "finevq.data.builder",
-    "SCORES_FEATURES": "finevq.data.features",
-    "QA_FEATURES": "finevq.data.features",
-    "CONVERSATION_FEATURES": "finevq.data.features",
+    "load_finevd": "finevd",
+    "read_finevd": "folder",
+    "load_benchmark": "benchmarks",
+    "read_benchmark": "benchmarks",
+    "BENCHMARKS": "benchmarks",
+    "build_conversations": "instructions",
+    "score_question": "instructions",
+    "export_dataset": "export",
+    "inspect_labels": "inspection",
+    "format_summary": "inspection",
+    "load_report": "builder",
+    "SCORES_FEATURES": "features",
+    "QA_FEATURES": "features",
+    "CONVERSATION_FEATURES": "features",
 }
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'finevq.data' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

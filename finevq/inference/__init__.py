@@ -1,7 +1,7 @@
 """The public inference API: `FineVQ` (load, assess, chat, timeline), its typed results, and the batch
 scoring job behind `finevq score`. Cheap to import; torch loads when `FineVQ` is first used."""
 
-from importlib import import_module
+from finevq.lazy import lazy_exports
 
 _EXPORTS = {
     "FineVQ": "assessor",
@@ -17,8 +17,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(f"finevq.inference.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'finevq.inference' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

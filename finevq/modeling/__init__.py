@@ -1,7 +1,7 @@
 """The FineVQ model: configuration, visual and motion encoders, LLM, heads, processor and LoRA.
 Importing this package is cheap; each name loads its module (and torch) on first use."""
 
-from importlib import import_module
+from finevq.lazy import lazy_exports
 
 _EXPORTS = {
     "FineVQConfig": "configuration",
@@ -31,8 +31,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(f"finevq.modeling.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'finevq.modeling' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
