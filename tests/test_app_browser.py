@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_app import ROOT, serve_app
+from test_app import ROOT, served  # noqa: F401  (the app served on localhost, a fixture)
 from videos import write_video
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -17,15 +17,6 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = ROOT / "test-artifacts"
 KEPT = ["Noise", "Blur", "Overall"]  # the dimensions left ticked
-
-
-@pytest.fixture(scope="module")
-def page_url(model_folder):
-    monkeypatch = pytest.MonkeyPatch()
-    demo, url = serve_app(model_folder, monkeypatch)
-    yield url
-    demo.close()
-    monkeypatch.undo()
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +41,12 @@ def _first_column(page, table: str) -> list[str]:
     return [text.strip() for text in cells.all_inner_texts()]
 
 
-def test_upload_assess_a_subset_then_chat(page_url, browser_page, tmp_path):
+def test_upload_assess_a_subset_then_chat(served, browser_page, tmp_path):
     page = browser_page
     ARTIFACTS.mkdir(exist_ok=True)
     video = write_video(tmp_path / "street.mp4", num_frames=150, width=192, height=144, fps=25)
 
-    page.goto(page_url)
+    page.goto(served)
     page.wait_for_selector("#assess")
     page.locator("input[type=file]").first.set_input_files(str(video))
     page.locator("video").first.wait_for(state="attached")
@@ -88,11 +79,11 @@ def test_upload_assess_a_subset_then_chat(page_url, browser_page, tmp_path):
     assert _first_column(page, "ratings") == []
 
 
-def test_bad_and_unplayable_uploads_then_an_example_clip(page_url, browser_page, tmp_path):
+def test_bad_and_unplayable_uploads_then_an_example_clip(served, browser_page, tmp_path):
     page = browser_page
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
-    page.goto(page_url)
+    page.goto(served)
     page.wait_for_selector("#assess")
     page.locator("input[type=file]").first.set_input_files(str(broken))
     page.click("#assess")
