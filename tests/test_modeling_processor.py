@@ -126,7 +126,8 @@ def test_long_rows_are_cut_at_max_length_without_losing_the_video(processor):
 def test_rows_collate_into_a_padded_batch(tmp_path):
     model, processor = build_model(
         "tiny",
-        {"model.vision_config.image_size": 32, "model.vision_config.num_hidden_layers": 1,
+        {"model.vision_config.image_size": 32, "model.vision_config.patch_size": 8,
+         "model.vision_config.num_hidden_layers": 1,
          "model.text_config.num_hidden_layers": 1, "processor.num_frames": 2, "processor.fragment_patch": 8,
          "processor.num_motion_frames": 4, "processor.motion_size": 16},
     )

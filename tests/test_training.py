@@ -291,7 +291,9 @@ PROBE = textwrap.dedent("""
         if state is None:
             return
         digest = hashlib.sha256()
-        for name in sorted(state):
+        # Batch-norm running statistics follow each process's own rows (DDP hands rank 0's to all
+        # before every forward, and rank 0 saves): only the trained weights must agree.
+        for name in sorted(k for k in state if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))):
             digest.update(name.encode() + state[name].detach().float().cpu().numpy().tobytes())
         record = {"rows": info.rows, "digest": digest.hexdigest(), "processes": accelerator.num_processes}
         (probe / f"rank{accelerator.process_index}-step{info.step}.json").write_text(json.dumps(record))

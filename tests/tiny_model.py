@@ -15,6 +15,7 @@ TINY = {
     "model.vision_config.num_hidden_layers": 1,
     "model.vision_config.num_attention_heads": 2,
     "model.vision_config.image_size": 32,
+    "model.vision_config.patch_size": 8,
     "model.text_config.hidden_size": 64,
     "model.text_config.intermediate_size": 128,
     "model.text_config.num_hidden_layers": 2,

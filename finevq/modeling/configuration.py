@@ -31,6 +31,13 @@ class FineVQConfig(PreTrainedConfig):
     vision_config / text_config / motion_config: the sub-models' own configs (a SigLIP or InternVL
     vision tower, a Qwen2/Llama-style causal LM, a VideoMAE for `motion_encoder="videomae"`).
     score_range: the score scale the score head regresses (raw MOS units, e.g. [0, 100]).
+    quality_statistics: add a token of measured low-level statistics to every keyframe slot and to
+    the motion slot (`finevq.modeling.statistics`); the tiny model trained from scratch uses it.
+    score_loss: "l1" (the paper's, in raw score units) or "mse" (on the score range scaled to [-1, 1]:
+    from scratch, L1's constant-size gradients settle on the median before the video is read).
+    quality_probe_weight: > 0 adds a training-only linear probe from the mean visual token to the six
+    scores, whose loss (weighted, added to the score loss) makes the visual tokens carry quality from
+    the first steps, before the LLM has learnt where to look; inference never reads the probe.
     """
 
     model_type = "finevq"
@@ -47,6 +54,8 @@ class FineVQConfig(PreTrainedConfig):
     motion_encoder: str = "tiny3d"
     tiny3d_channels: list[int] | tuple[int, ...] = (16, 32)
     num_motion_tokens: int = 1
+    quality_statistics: bool = False
+    statistics_hidden_size: int = 64
     use_fragments: bool = True
     downsample_ratio: float = 0.5
     vision_feature_layer: int = -1
@@ -57,6 +66,8 @@ class FineVQConfig(PreTrainedConfig):
     score_head_dims: list[int] | tuple[int, ...] = (1024, 256, 64, 16)
     score_range: list[float] | tuple[float, ...] = (0.0, 100.0)
     score_loss_weight: float = 1.0
+    score_loss: str = "l1"
+    quality_probe_weight: float = 0.0
     lora_rank: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05
@@ -83,6 +94,10 @@ class FineVQConfig(PreTrainedConfig):
             raise ConfigError("config key 'motion_config': motion_encoder 'videomae' needs a VideoMAE config")
         if self.backbone == "internvl" and self.use_fragments:
             raise ConfigError("config key 'use_fragments': only the 'tiny' backbone sees fragments")
+        if self.score_loss not in ("l1", "mse"):
+            raise ConfigError(f"config key 'score_loss' must be 'l1' or 'mse', got {self.score_loss!r}")
+        if self.quality_probe_weight < 0:
+            raise ConfigError(f"config key 'quality_probe_weight' must be >= 0, got {self.quality_probe_weight}")
         if self.num_motion_tokens < 1:
             raise ConfigError(f"config key 'num_motion_tokens' must be >= 1, got {self.num_motion_tokens}")
         low, high = (float(x) for x in self.score_range)
@@ -116,4 +131,9 @@ class FineVQConfig(PreTrainedConfig):
     @property
     def tokens_per_frame(self) -> int:
         """Visual tokens of one keyframe slot: the whole frame, plus its fragments for `tiny`."""
-        return self.tokens_per_image * (2 if self.use_fragments else 1)
+        return self.tokens_per_image * (2 if self.use_fragments else 1) + int(self.quality_statistics)
+
+    @property
+    def motion_slot_tokens(self) -> int:
+        """Tokens of the motion slot: the motion encoder's, plus the clip's statistics token."""
+        return self.num_motion_tokens + int(self.quality_statistics)

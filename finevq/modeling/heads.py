@@ -12,8 +12,8 @@ from finevq.taxonomy import LEVEL_WEIGHTS
 class ScoreHead(nn.Module):
     """MLP hidden -> dims... -> 1, mapped affinely onto the score range [low, high].
 
-    The MLP's output 0 is the middle of the range and +-1 its ends, so the head starts near the
-    middle of the scale; the result is in raw score units and is not clamped (MOS may leave the range)."""
+    The MLP's output 0 is the middle of the range and +-1 its ends, so a fresh head starts inside
+    the scale; the result is in raw score units and is not clamped (MOS may leave the range)."""
 
     def __init__(self, hidden_size: int, dims: list[int] | tuple[int, ...], score_range: tuple[float, float]):
         super().__init__()
@@ -24,6 +24,7 @@ class ScoreHead(nn.Module):
             width = dim
         layers.append(nn.Linear(width, 1))
         self.mlp = nn.Sequential(*layers)
+        keep_default_init(self)
         low, high = (float(x) for x in score_range)
         self.center = (low + high) / 2
         self.half_width = (high - low) / 2
@@ -31,6 +32,14 @@ class ScoreHead(nn.Module):
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         raw = self.mlp(hidden.to(self.mlp[0].weight.dtype)).squeeze(-1)
         return self.center + self.half_width * raw.float()
+
+
+def keep_default_init(module: nn.Module) -> None:
+    """Mark the Linear layers of `module` to keep PyTorch's default initialisation: the LLM-style
+    N(0, 0.02) of `post_init` shrinks a small MLP's output a hundredfold and it learns nothing."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            layer._keep_default_init = True
 
 
 def restricted_softmax(logits: torch.Tensor, candidate_ids: list[int]) -> torch.Tensor:

@@ -17,9 +17,11 @@ from transformers.utils import ModelOutput
 from finevq.errors import CheckpointError, ConfigError
 from finevq.modeling.checkpoint import check_weights_folder
 from finevq.modeling.configuration import FineVQConfig
-from finevq.modeling.heads import ScoreHead
+from finevq.modeling.heads import ScoreHead, keep_default_init
 from finevq.modeling.motion import MotionEncoder
+from finevq.modeling.statistics import QualityStatistics
 from finevq.modeling.vision import VisionBackbone
+from finevq.taxonomy import DIMENSIONS
 
 IGNORE_INDEX = -100
 ADAPTER_SUBFOLDER = "adapter"
@@ -56,6 +58,12 @@ class FineVQPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_attention_backend = True
 
+    def _init_weights(self, module):
+        if getattr(module, "_keep_default_init", False):
+            module.reset_parameters()
+        else:
+            super()._init_weights(module)
+
 
 class FineVQForConditionalGeneration(FineVQPreTrainedModel):
     """Video (keyframes + motion clip) and text in, next-token logits and quality scores out."""
@@ -64,8 +72,13 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
         super().__init__(config)
         self.vision = VisionBackbone(config)
         self.motion = MotionEncoder(config)
+        self.statistics = QualityStatistics(config) if config.quality_statistics else None
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
         self.score_head = ScoreHead(config.text_config.hidden_size, config.score_head_dims, config.score_range)
+        self.quality_probe = None
+        if config.quality_probe_weight > 0:
+            self.quality_probe = torch.nn.Linear(config.text_config.hidden_size, len(DIMENSIONS))
+            keep_default_init(self.quality_probe)
         self.post_init()
 
     def get_input_embeddings(self):
@@ -82,12 +95,23 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
         pixel_values: torch.Tensor,
         motion_values: torch.Tensor,
         fragment_values: torch.Tensor | None = None,
+        frame_statistics: torch.Tensor | None = None,
+        clip_statistics: torch.Tensor | None = None,
     ) -> VisualTokens:
-        """Keyframes (B, F, 3, S, S), motion clips (B, T, 3, s, s) [, fragments] -> `VisualTokens`."""
+        """Keyframes (B, F, 3, S, S), motion clips (B, T, 3, s, s) [, fragments] [, the processor's
+        statistics (B, F, D) and (B, D')] -> `VisualTokens`."""
         if self.config.use_fragments and fragment_values is None:
             raise ConfigError("this model's backbone sees fragments: the inputs need 'fragment_values'")
-        frames = self.vision.encode_frames(pixel_values, fragment_values if self.config.use_fragments else None)
-        return VisualTokens(frames=frames.flatten(1, 2), motion=self.motion(motion_values))
+        if self.statistics is not None and (frame_statistics is None or clip_statistics is None):
+            raise ConfigError("this model reads quality statistics: the inputs need 'frame_statistics' and "
+                              "'clip_statistics' (a processor with quality_statistics set makes them)")
+        fragment_values = fragment_values if self.config.use_fragments else None
+        frames, motion = self.vision.encode_frames(pixel_values, fragment_values), self.motion(motion_values)
+        if self.statistics is not None:
+            frame_tokens, clip_token = self.statistics(frame_statistics, clip_statistics)
+            frames = torch.cat([frames, frame_tokens.to(frames.dtype)], 2)
+            motion = torch.cat([motion, clip_token.to(motion.dtype)], 1)
+        return VisualTokens(frames=frames.flatten(1, 2), motion=motion)
 
     def embed_inputs(self, input_ids: torch.Tensor, visual: VisualTokens | None) -> torch.Tensor:
         """Token embeddings with each row's frame and motion placeholders replaced by its visual tokens."""
@@ -116,10 +140,13 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
         pixel_values: torch.Tensor | None = None,
         motion_values: torch.Tensor | None = None,
         fragment_values: torch.Tensor | None = None,
+        frame_statistics: torch.Tensor | None = None,
+        clip_statistics: torch.Tensor | None = None,
         visual: VisualTokens | None = None,
         labels: torch.LongTensor | None = None,
         score_positions: torch.LongTensor | None = None,
         mos: torch.Tensor | None = None,
+        score_dimensions: torch.LongTensor | None = None,
         position_ids: torch.LongTensor | None = None,
         cache: Cache | None = None,
         use_cache: bool = False,
@@ -131,7 +158,7 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
         tokens; with `score_positions` and `mos` the score loss is L1 between the score head and the MOS.
         logits_to_keep: compute the LM logits of only the last N positions (0: all; needs no labels)."""
         if visual is None and pixel_values is not None:
-            visual = self.encode_video(pixel_values, motion_values, fragment_values)
+            visual = self.encode_video(pixel_values, motion_values, fragment_values, frame_statistics, clip_statistics)
         outputs = self.language_model.get_decoder()(
             inputs_embeds=self.embed_inputs(input_ids, visual),
             attention_mask=attention_mask,
@@ -162,7 +189,10 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
             if mos is not None:
                 mos = mos.to(head.device, head.dtype)
                 valid = has_score & torch.isfinite(mos)
-                score_loss = (head - torch.where(valid, mos, head.detach())).abs().sum() / valid.sum().clamp(min=1)
+                score_loss = self._score_error(head, torch.where(valid, mos, head.detach())).sum() / valid.sum().clamp(min=1)
+                if self.quality_probe is not None and visual is not None and score_dimensions is not None:
+                    score_loss = score_loss + self.config.quality_probe_weight * self._probe_loss(
+                        visual, score_dimensions, mos, valid)
                 weight = self.config.score_loss_weight if score_loss_weight is None else score_loss_weight
                 loss = weight * score_loss if loss is None else loss + weight * score_loss
         return FineVQOutput(
@@ -174,6 +204,20 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
             last_hidden_state=hidden,
             cache=outputs.cache if use_cache else None,
         )
+
+    def _score_error(self, predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.config.score_loss == "l1":
+            return (predicted - target).abs()
+        return ((predicted - target) / self.score_head.half_width) ** 2
+
+    def _probe_loss(self, visual: VisualTokens, dimensions: torch.Tensor, mos: torch.Tensor, valid: torch.Tensor):
+        """The quality probe's error on each row's rated dimension, from the mean of its visual tokens."""
+        pooled = torch.cat([visual.frames, visual.motion], dim=1).mean(1)
+        predicted = self.score_head.center + self.score_head.half_width * self.quality_probe(pooled).float()
+        rows = torch.arange(len(dimensions), device=predicted.device)
+        valid = valid & (dimensions >= 0)
+        chosen = predicted[rows, dimensions.clamp(min=0)]
+        return self._score_error(chosen, torch.where(valid, mos, chosen.detach())).sum() / valid.sum().clamp(min=1)
 
     @torch.no_grad()
     def prefill(self, prefix_ids: torch.LongTensor, visual: VisualTokens) -> Cache:

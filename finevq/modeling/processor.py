@@ -20,8 +20,9 @@ from transformers import AutoTokenizer
 from finevq.errors import CheckpointError, ConfigError, FineVQError
 from finevq.modeling.configuration import FineVQConfig
 from finevq.modeling.modeling import adapter_base_folder
+from finevq.modeling.statistics import video_statistics
 from finevq.modeling.tokenizer import FRAME_TOKEN, MOTION_TOKEN, candidate_token_ids
-from finevq.taxonomy import LEVELS
+from finevq.taxonomy import DIMENSIONS, LEVELS
 
 PROCESSOR_FILE = "processor_config.json"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -52,6 +53,7 @@ class ProcessorSettings:
     motion_std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
     tokens_per_frame: int = 256
     num_motion_tokens: int = 1
+    quality_statistics: bool = False
     frame_token: str = FRAME_TOKEN
     motion_token: str = MOTION_TOKEN
     score_range: list[float] = field(default_factory=lambda: [0.0, 100.0])
@@ -89,7 +91,8 @@ def settings_for_model(config: FineVQConfig, **overrides) -> ProcessorSettings:
         "image_size": config.image_size,
         "use_fragments": config.use_fragments,
         "tokens_per_frame": config.tokens_per_frame,
-        "num_motion_tokens": config.num_motion_tokens,
+        "num_motion_tokens": config.motion_slot_tokens,
+        "quality_statistics": config.quality_statistics,
         "score_range": [float(x) for x in config.score_range],
     }
     if config.motion_encoder == "videomae":
@@ -183,7 +186,8 @@ class FineVQProcessor:
 
     def video_tensors(self, video) -> dict[str, torch.Tensor]:
         """Unbatched pixel tensors of one video: pixel_values (F, 3, S, S), motion_values
-        (T, 3, s, s) and, for backbones that see them, fragment_values (F, 3, S, S)."""
+        (T, 3, s, s), for backbones that see them fragment_values (F, 3, S, S), and with
+        `quality_statistics` their frame_statistics and clip_statistics (`finevq.modeling.statistics`)."""
         s = self.settings
         sample = self.sample(video)
         if len(sample.keyframes) != s.num_frames or len(sample.motion) != s.num_motion_frames:
@@ -199,6 +203,9 @@ class FineVQProcessor:
             if sample.fragments is None:
                 raise ConfigError("the video sample has no fragments; sample it with fragment_grid set")
             tensors["fragment_values"] = frames_to_tensor(sample.fragments, s.image_size, s.image_mean, s.image_std)
+        if s.quality_statistics:
+            tensors.update(video_statistics(tensors["pixel_values"], tensors.get("fragment_values"),
+                                            tensors["motion_values"], s.image_size // s.fragment_grid))
         return tensors
 
     def video_inputs(self, video) -> dict[str, torch.Tensor]:
@@ -258,9 +265,12 @@ class FineVQProcessor:
 
     # ----------------------------------------------------------------- training rows
 
-    def encode_conversation(self, messages: list[dict], question_type: str | None = None, mos=None) -> dict:
+    def encode_conversation(
+        self, messages: list[dict], question_type: str | None = None, mos=None, dimension: str | None = None
+    ) -> dict:
         """Token ids, labels on assistant tokens only (their end-of-turn included), and for score
-        rows the score position: the position whose output predicts the answer's level word."""
+        rows the score position (the position whose output predicts the answer's level word) and
+        the rated dimension's index in DIMENSIONS (-1 when unknown)."""
         text = self.render(messages)
         encoding = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids, offsets = encoding["input_ids"], encoding["offset_mapping"]
@@ -290,6 +300,7 @@ class FineVQProcessor:
             "labels": torch.tensor(labels),
             "score_position": score_position,
             "mos": float(mos) if has_mos else float("nan"),
+            "score_dimension": DIMENSIONS.index(dimension) if has_mos and dimension in DIMENSIONS else -1,
         }
 
     def _assistant_spans(self, messages: list[dict], text: str) -> list[tuple[int, int]]:
@@ -312,7 +323,7 @@ class FineVQProcessor:
         messages = row.get("conversations", row.get("messages"))
         if messages is None:
             raise ConfigError(f"instruction row has no 'conversations' (keys: {sorted(row)})")
-        features = self.encode_conversation(messages, row.get("question_type"), row.get("mos"))
+        features = self.encode_conversation(messages, row.get("question_type"), row.get("mos"), row.get("dimension"))
         if video is None:
             video = row["video"]["path"] if isinstance(row["video"], dict) else row["video"]
         features.update(self.video_tensors(video))
@@ -334,7 +345,8 @@ class FineVQProcessor:
             batch["labels"][row, :length] = f["labels"]
         batch["score_positions"] = torch.tensor([f["score_position"] for f in features], dtype=torch.long)
         batch["mos"] = torch.tensor([f["mos"] for f in features], dtype=torch.float)
-        for name in ("pixel_values", "motion_values", "fragment_values"):
+        batch["score_dimensions"] = torch.tensor([f.get("score_dimension", -1) for f in features], dtype=torch.long)
+        for name in ("pixel_values", "motion_values", "fragment_values", "frame_statistics", "clip_statistics"):
             if name in features[0]:
                 batch[name] = torch.stack([f[name] for f in features])
         return batch

@@ -123,7 +123,8 @@ class ConversationDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         row = self.rows[index]
         path = row["video"]["path"]
-        features = self.processor.encode_conversation(row["conversations"], row["question_type"], row["mos"])
+        features = self.processor.encode_conversation(
+            row["conversations"], row["question_type"], row["mos"], row.get("dimension"))
         features.update(self.cache.get(path) if self.cache is not None else self.processor.video_tensors(path))
         return features
 

@@ -274,6 +274,7 @@ class Trainer:
         if not training.score_loss_weight:
             batch.pop("score_positions")
             batch.pop("mos")
+            batch.pop("score_dimensions")
         batch = {name: tensor.to(accelerator.device) for name, tensor in batch.items()}
         with accelerator.accumulate(self.model):
             outputs = self.model(**batch)

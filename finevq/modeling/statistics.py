@@ -1,0 +1,208 @@
+"""Low-level quality statistics as tokens: colour, exposure, contrast, sharpness, noise, blockiness and
+periodic patterns of each keyframe and its fragments, and change, flicker and jitter of the motion clip.
+
+A model trained from scratch on a few thousand clips learns these slowly from pixels; measured
+directly and projected to one token per keyframe and one for the clip, they give the small model
+a fast start, while its ViT and 3D CNN learn the rest. The processor measures them on its standardised
+tensors (once per video, cached with them in training); every statistic is scale-normalised (logs of
+energies, ratios) so none dominates."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from finevq.modeling.configuration import FineVQConfig
+from finevq.modeling.heads import keep_default_init
+
+_LUMA = (0.299, 0.587, 0.114)
+_EPS = 1e-4
+BLOCK = 8
+"""Coding block size whose boundaries blockiness looks for (H.264's 8x8 transform, JPEG, mosaics)."""
+
+
+def _luma(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) -> (N, H, W)."""
+    weights = torch.tensor(_LUMA, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    return (images * weights).sum(1)
+
+
+def _log_mean(values: torch.Tensor, dims) -> torch.Tensor:
+    return torch.log(values.mean(dims) + _EPS)
+
+
+def _median3(luma: torch.Tensor) -> torch.Tensor:
+    patches = F.unfold(F.pad(luma.unsqueeze(1), (1, 1, 1, 1), mode="replicate"), 3)
+    return patches.median(dim=1).values.view_as(luma)
+
+
+def _blockiness(gradient: torch.Tensor) -> torch.Tensor:
+    """Largest share of gradient energy on one of the 8 phases of an 8-px grid, over the mean share
+    (1 for no grid); phase-free, so crops at any offset show their blocks. gradient: (N, H, W), along W."""
+    width = gradient.shape[-1] - gradient.shape[-1] % BLOCK
+    phases = gradient[..., :width].reshape(*gradient.shape[:-1], width // BLOCK, BLOCK).mean((1, 2))
+    return torch.log(phases.max(-1).values / (phases.mean(-1) + _EPS) + _EPS)
+
+
+def _spectral_peakiness(luma: torch.Tensor) -> torch.Tensor:
+    """Log of the strongest high-frequency Fourier magnitude over the median one: gratings, moire
+    and ringing put energy in a few frequencies, noise spreads it."""
+    spectrum = torch.fft.rfft2(luma - luma.mean((-2, -1), keepdim=True)).abs()
+    height, width = spectrum.shape[-2:]
+    rows = torch.fft.fftfreq(luma.shape[-2], device=luma.device).abs().view(-1, 1)
+    columns = torch.fft.rfftfreq(luma.shape[-1], device=luma.device).view(1, -1)
+    high = ((rows**2 + columns**2).sqrt() > 0.15).expand(height, width)
+    values = spectrum[:, high]
+    return torch.log(values.max(-1).values / (values.median(-1).values + _EPS) + _EPS)
+
+
+def _tiles(images: torch.Tensor, tile: int) -> torch.Tensor:
+    """(N, C, H, W) -> (N * tiles, C, tile, tile), row-major tiles of each image."""
+    count, channels, height, width = images.shape
+    tiles = images.reshape(count, channels, height // tile, tile, width // tile, tile)
+    return tiles.permute(0, 2, 4, 1, 3, 5).reshape(-1, channels, tile, tile)
+
+
+def tile_statistics(images: torch.Tensor) -> torch.Tensor:
+    """Statistics of small images (N, 3, H, W) -> (N, TILE_STATISTICS)."""
+    luma = _luma(images)
+    chroma = (images - luma.unsqueeze(1)).norm(dim=1).flatten(1)
+    dx, dy = (luma[..., :, 1:] - luma[..., :, :-1]).abs(), (luma[..., 1:, :] - luma[..., :-1, :]).abs()
+    half = F.avg_pool2d(luma.unsqueeze(1), 2).squeeze(1)
+    laplacian = luma[..., 1:-1, 1:-1] * 4 - luma[..., :-2, 1:-1] - luma[..., 2:, 1:-1] - luma[..., 1:-1, :-2] - luma[..., 1:-1, 2:]
+    residual = (luma - _median3(luma)).abs()
+    levels = torch.tensor([0.02, 0.5, 0.98], device=luma.device)
+    edge_energy = laplacian.abs().mean((1, 2)) + _EPS
+    columns = [
+        images.mean((2, 3)),
+        torch.log(images.std((2, 3)) + _EPS),
+        torch.quantile(luma.flatten(1), levels, dim=1).T,
+        torch.quantile(chroma, levels[1:], dim=1).T,
+        _log_mean(dx, (1, 2)).unsqueeze(1),
+        _log_mean(dy, (1, 2)).unsqueeze(1),
+        _log_mean((half[..., :, 1:] - half[..., :, :-1]).abs(), (1, 2)).unsqueeze(1),
+        torch.log(edge_energy).unsqueeze(1),
+        # The median of |laplacian| follows the noise floor: edges are too few to move it.
+        torch.log(laplacian.abs().flatten(1).median(1).values + _EPS).unsqueeze(1),
+        _log_mean(residual, (1, 2)).unsqueeze(1),
+        (residual > 4 * residual.mean((1, 2), keepdim=True) + 0.1).float().mean((1, 2)).unsqueeze(1),
+        torch.log(laplacian.mean(-1).std(-1) / edge_energy + _EPS).unsqueeze(1),
+        torch.log(laplacian.mean(-2).std(-1) / edge_energy + _EPS).unsqueeze(1),
+        _blockiness(dx).unsqueeze(1),
+        _blockiness(dy.transpose(-1, -2)).unsqueeze(1),
+        _spectral_peakiness(luma).unsqueeze(1),
+    ]
+    return torch.cat(columns, dim=1)
+
+
+TILE_STATISTICS = 23
+
+
+def image_statistics(images: torch.Tensor, tile: int | None = None) -> torch.Tensor:
+    """Statistics of images (N, 3, H, W), per tile of `tile` px (None: the whole image), pooled over
+    the tiles by mean, max and min -> (N, IMAGE_STATISTICS).
+
+    Tiles keep the seams of a fragment mosaic out of every statistic; max and min over tiles give the
+    sharpest and the flattest region, which say more about blur and noise than the content does."""
+    images = images.float()
+    tile = tile or images.shape[-1]
+    per_tile = tile_statistics(_tiles(images, tile)).view(images.shape[0], -1, TILE_STATISTICS)
+    return torch.cat([per_tile.mean(1), per_tile.max(1).values, per_tile.min(1).values], dim=1)
+
+
+IMAGE_STATISTICS = 3 * TILE_STATISTICS
+
+
+
+def _shift(previous: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+    """Global translation (N, 2) between luma frames by phase correlation (whole pixels)."""
+    cross = torch.fft.rfft2(previous).conj() * torch.fft.rfft2(current)
+    correlation = torch.fft.irfft2(cross / (cross.abs() + _EPS), s=previous.shape[-2:])
+    height, width = previous.shape[-2:]
+    peak = correlation.flatten(1).argmax(-1)
+    rows, columns = peak // width, peak % width
+    rows = torch.where(rows > height // 2, rows - height, rows)
+    columns = torch.where(columns > width // 2, columns - width, columns)
+    return torch.stack([rows, columns], -1).float()
+
+
+def clip_statistics(clip: torch.Tensor) -> torch.Tensor:
+    """Temporal statistics of clips (B, T, 3, H, W) -> (B, CLIP_STATISTICS)."""
+    clip = clip.float()
+    luma = _luma(clip.flatten(0, 1)).view(clip.shape[0], clip.shape[1], *clip.shape[-2:])
+    change = (luma[:, 1:] - luma[:, :-1]).abs().mean((2, 3))
+    brightness = luma.mean((2, 3))
+    shifts = _shift(luma[:, :-1].flatten(0, 1), luma[:, 1:].flatten(0, 1)).view(clip.shape[0], -1, 2)
+    shift_size = shifts.norm(dim=-1)
+    jerk = (shifts[:, 1:] - shifts[:, :-1]).norm(dim=-1)
+    sharpness = (luma[..., :, 1:] - luma[..., :, :-1]).abs().mean((2, 3))
+    features = [
+        torch.log(change.mean(1) + _EPS),
+        torch.log(change.std(1) + _EPS),
+        torch.log(change.max(1).values / (change.mean(1) + _EPS) + _EPS),
+        (change < 0.25 * change.median(1, keepdim=True).values).float().mean(1),
+        torch.log(brightness.std(1) + _EPS),
+        torch.log((brightness[:, 1:] - brightness[:, :-1]).abs().mean(1) + _EPS),
+        torch.log1p(shift_size.mean(1)),
+        torch.log1p(jerk.mean(1)),
+        torch.log1p(jerk.max(1).values),
+        torch.log(sharpness.mean(1) + _EPS),
+        torch.log(sharpness.std(1) / (sharpness.mean(1) + _EPS) + _EPS),
+    ]
+    return torch.stack(features, dim=1)
+
+
+CLIP_STATISTICS = 11
+
+
+def video_statistics(pixel_values: torch.Tensor, fragment_values: torch.Tensor | None, motion_values: torch.Tensor,
+                     fragment_tile: int) -> dict[str, torch.Tensor]:
+    """The statistics of one video's processor tensors: frame_statistics (F, IMAGE_STATISTICS, or twice
+    that with fragments, measured per `fragment_tile`-px patch of the mosaic) and clip_statistics
+    (CLIP_STATISTICS,)."""
+    frames = [image_statistics(pixel_values)]
+    if fragment_values is not None:
+        frames.append(image_statistics(fragment_values, fragment_tile))
+    return {"frame_statistics": torch.cat(frames, dim=1), "clip_statistics": clip_statistics(motion_values[None])[0]}
+
+
+class _StatisticsProjector(nn.Module):
+    """Statistics (..., D) -> one LLM-width token each: BatchNorm-Linear-GELU-Linear.
+
+    The batch norm standardises each statistic over the training videos (its running mean and
+    variance are saved with the weights): what differs between videos is small next to what every
+    video shares (a log energy of -3 +- 0.2), and the token must carry the difference."""
+
+    def __init__(self, in_features: int, width: int, hidden: int):
+        super().__init__()
+        self.norm = nn.BatchNorm1d(in_features)
+        self.linear_1 = nn.Linear(in_features, hidden)
+        self.act = nn.GELU()
+        self.linear_2 = nn.Linear(hidden, width)
+
+    def forward(self, statistics: torch.Tensor) -> torch.Tensor:
+        statistics = torch.nan_to_num(statistics.float(), nan=0.0, posinf=20.0, neginf=-20.0).clamp(-20, 20)
+        rows = statistics.reshape(-1, statistics.shape[-1]).to(self.linear_1.weight.dtype)
+        norm = self.norm
+        # One row has no batch variance: it is standardised by the running statistics, as in eval.
+        rows = F.batch_norm(rows, norm.running_mean, norm.running_var, norm.weight, norm.bias,
+                            training=self.training and len(rows) > 1, momentum=norm.momentum, eps=norm.eps)
+        return self.linear_2(self.act(self.linear_1(rows))).reshape(*statistics.shape[:-1], -1)
+
+
+class QualityStatistics(nn.Module):
+    """Projects measured statistics to tokens: one per keyframe (the frame's and its fragments'
+    statistics) and one per motion clip."""
+
+    def __init__(self, config: FineVQConfig):
+        super().__init__()
+        width = config.text_config.hidden_size
+        parts = 2 if config.use_fragments else 1
+        self.frame_projector = _StatisticsProjector(IMAGE_STATISTICS * parts, width, config.statistics_hidden_size)
+        self.clip_projector = _StatisticsProjector(CLIP_STATISTICS, width, config.statistics_hidden_size)
+        keep_default_init(self)
+
+    def forward(self, frame_statistics: torch.Tensor, clip_statistics: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, F, D) and (B, D') -> frame tokens (B, F, 1, width) and the clip token (B, 1, width)."""
+        return self.frame_projector(frame_statistics).unsqueeze(2), self.clip_projector(clip_statistics).unsqueeze(1)

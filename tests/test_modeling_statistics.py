@@ -1,0 +1,116 @@
+"""The measured quality statistics: each responds to the distortion it is meant to see, the processor
+emits them, the model turns them into tokens, and the tiny model's training-only helpers work."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from skimage import data as photos
+from skimage.transform import resize
+
+from finevq.errors import ConfigError
+from finevq.modeling import build_model
+from finevq.modeling.configuration import FineVQConfig
+from finevq.modeling.statistics import (
+    CLIP_STATISTICS,
+    IMAGE_STATISTICS,
+    TILE_STATISTICS,
+    clip_statistics,
+    image_statistics,
+)
+from finevq.taxonomy import DIMENSIONS
+from tests.tiny_model import TINY
+from tests.videos import write_video
+
+# Column indices of `tile_statistics` (see its list): the pooled vector is mean, max, min over tiles.
+CHROMA_MEDIAN, SHARPNESS_X, NOISE_FLOOR, BLOCKINESS_X = 9, 11, 15, 20
+MIN = 2 * TILE_STATISTICS
+
+
+def _photo(size: int = 64) -> torch.Tensor:
+    image = resize(photos.astronaut(), (size, size), anti_aliasing=True).astype(np.float32)
+    return torch.from_numpy(image).permute(2, 0, 1)[None] * 2 - 1  # standardised-like values
+
+
+def _box_blur(images: torch.Tensor, radius: int = 2) -> torch.Tensor:
+    kernel = torch.ones(3, 1, 2 * radius + 1, 2 * radius + 1) / (2 * radius + 1) ** 2
+    return torch.nn.functional.conv2d(torch.nn.functional.pad(images, (radius,) * 4, mode="replicate"), kernel, groups=3)
+
+
+def test_each_statistic_moves_with_its_distortion():
+    clean = _photo()
+    generator = torch.Generator().manual_seed(0)
+    noisy = clean + 0.3 * torch.randn(clean.shape, generator=generator)
+    grey = clean.mean(1, keepdim=True).expand_as(clean)
+    blocky = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(clean, 8), scale_factor=8, mode="nearest")
+    stats = {name: image_statistics(images, 16)[0] for name, images in
+             {"clean": clean, "noisy": noisy, "blurred": _box_blur(clean), "grey": grey, "blocky": blocky}.items()}
+    assert stats["clean"].shape == (IMAGE_STATISTICS,)
+    assert stats["noisy"][MIN + NOISE_FLOOR] > stats["clean"][MIN + NOISE_FLOOR] + 1.0
+    assert stats["blurred"][SHARPNESS_X] < stats["clean"][SHARPNESS_X] - 0.5
+    assert stats["grey"][CHROMA_MEDIAN] < stats["clean"][CHROMA_MEDIAN] - 0.1
+    assert stats["blocky"][BLOCKINESS_X] > stats["clean"][BLOCKINESS_X] + 0.5
+
+
+def test_clip_statistics_see_frozen_frames_and_shaking():
+    frame = _photo()[0]
+    generator = torch.Generator().manual_seed(0)
+    steady = torch.stack([torch.roll(frame, shifts=(0, t), dims=(1, 2)) for t in range(16)])
+    frozen = torch.stack([steady[t - (t % 3 == 2)] for t in range(16)])  # every third frame a repeat
+    offsets = torch.randint(-6, 7, (16, 2), generator=generator)
+    shaking = torch.stack([torch.roll(frame, shifts=(int(dy), int(dx)), dims=(1, 2)) for dy, dx in offsets])
+    stats = clip_statistics(torch.stack([steady, frozen, shaking]))
+    assert stats.shape == (3, CLIP_STATISTICS)
+    static_share, jerk = 3, 7
+    assert stats[0, static_share] == 0 and stats[1, static_share] > 0.25
+    assert stats[2, jerk] > stats[0, jerk] + 1.0
+
+
+def test_processor_measures_statistics_and_the_model_needs_them(tmp_path):
+    model, processor = build_model("tiny", TINY, seed=0)
+    video = write_video(tmp_path / "clip.mp4", num_frames=12, width=96, height=64)
+    inputs = processor.video_inputs(video)
+    frames = processor.settings.num_frames
+    assert inputs["frame_statistics"].shape == (1, frames, 2 * IMAGE_STATISTICS)
+    assert inputs["clip_statistics"].shape == (1, CLIP_STATISTICS)
+    visual = model.encode_video(**inputs)
+    assert visual.frames.shape[1] == frames * model.config.tokens_per_frame
+    assert visual.motion.shape[1] == model.config.num_motion_tokens + 1 == processor.settings.num_motion_tokens
+    without = {k: v for k, v in inputs.items() if k != "clip_statistics"}
+    with pytest.raises(ConfigError, match="clip_statistics"):
+        model.encode_video(**without)
+
+
+def test_small_heads_keep_pytorch_initialisation():
+    model, _ = build_model("tiny", TINY, seed=0)
+    llm_layer = model.language_model.model.layers[0].mlp.up_proj.weight
+    assert float(llm_layer.detach().std()) == pytest.approx(0.02, rel=0.2)
+    # PyTorch's default for 8 inputs is U(-1/sqrt(8), 1/sqrt(8)): std 0.2, ten times the LLM's.
+    assert float(model.score_head.mlp[-1].weight.detach().std()) > 0.1
+
+
+def test_mse_score_loss_and_quality_probe(tmp_path):
+    model, processor = build_model("tiny", TINY, seed=0)
+    assert model.config.score_loss == "mse" and model.quality_probe is not None
+    video = write_video(tmp_path / "clip.mp4", num_frames=12, width=96, height=64)
+    row = {"video": str(video), "question_type": "score", "mos": 30.0, "dimension": "noise",
+           "conversations": [{"role": "user", "content": "How would you rate the noise quality of this video?"},
+                             {"role": "assistant", "content": "The noise quality of this video is poor."}]}
+    batch = processor.collate([processor.encode_row(row)])
+    assert batch["score_dimensions"].tolist() == [DIMENSIONS.index("noise")]
+    without_probe = model(**{k: v for k, v in batch.items() if k != "score_dimensions"})
+    expected = float(((without_probe.scores[0] - 30.0) / 50.0) ** 2)
+    assert float(without_probe.score_loss) == pytest.approx(expected, rel=1e-4)
+    with_probe = model(**batch)
+    assert float(with_probe.score_loss) > float(without_probe.score_loss)
+    with_probe.score_loss.backward()
+    assert model.quality_probe.weight.grad.abs().sum() > 0
+    assert model.statistics.frame_projector.linear_1.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("key, value, message", [("score_loss", "huber", "score_loss"),
+                                                 ("quality_probe_weight", -1.0, "quality_probe_weight")])
+def test_config_refuses_unknown_loss_settings(key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        FineVQConfig(**{key: value})
