@@ -69,10 +69,14 @@ def print_parameter_counts(model: FineVQForConditionalGeneration, title: str) ->
         "motion projector": model.motion.projector,
         "LLM": model.language_model,
         "score head": model.score_head,
+        "statistics projectors": model.statistics,
+        "quality probe (training only)": model.quality_probe,
     }
     print(f"\n{title}: {count(model):,} parameters")
     for name, module in parts.items():
-        print(f"  {name:<17} {count(module):>15,}")
+        if module is None:
+            continue
+        print(f"  {name:<29} {count(module):>15,}")
 
 
 def main() -> None:

@@ -2,8 +2,7 @@
 workers, the share of time the model waits on decoding, and one encode for all six dimensions vs six calls.
 
 Run: python bench/score.py [--videos 50] [--folder DIR] [--model DIR]
-Without --model it uses the shipped default model, or, while that is not installed, a randomly
-initialised model of the same (tiny preset) architecture, and says so."""
+Without --model it uses the shipped default model."""
 
 from __future__ import annotations
 
@@ -18,7 +17,6 @@ from pathlib import Path
 import av
 import numpy as np
 
-from finevq.errors import CheckpointError
 from finevq.inference import FineVQ
 from finevq.inference.batch import ScoreJob, run_scoring
 from finevq.taxonomy import DIMENSIONS
@@ -68,14 +66,7 @@ def make_videos(folder: Path, count: int, seed: int = 0) -> list[Path]:
 def load_model(folder: str | None) -> tuple[FineVQ, str]:
     if folder:
         return FineVQ.from_pretrained(folder), f"model folder {folder}"
-    try:
-        return FineVQ.from_pretrained(), "the default model"
-    except CheckpointError:
-        from finevq.modeling import build_model
-
-        model, processor = build_model("tiny", seed=0)
-        note = "a RANDOMLY INITIALISED model of the tiny preset (the default model is not installed yet)"
-        return FineVQ(model, processor, "tiny-random"), note
+    return FineVQ.from_pretrained(), "the default model"
 
 
 def throughput(fv: FineVQ, folder: Path, workers: int, count: int) -> tuple[float, float, float]:

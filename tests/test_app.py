@@ -400,6 +400,15 @@ def test_two_clients_at_once_get_their_own_results(served, clips):
 
 
 @pytest.mark.slow
+def test_without_configuration_the_app_serves_the_shipped_default_model(monkeypatch):
+    monkeypatch.delenv("FINEVQ_MODEL", raising=False)
+    settings, _ = load_app_module().parse_settings([])
+    assert settings.model is None
+    handlers = DemoHandlers(FineVQ.from_pretrained(settings.model), settings)
+    card = handlers.model_card()
+    assert "`finevq-tiny`" in card and "FineVD-Synth" in card
+
+
 def test_app_refuses_to_start_without_a_usable_model_or_with_bad_limits(tmp_path, monkeypatch, model_folder):
     app = load_app_module()
     monkeypatch.setenv("FINEVQ_MODEL", str(tmp_path / "missing"))

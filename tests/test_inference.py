@@ -2,6 +2,7 @@
 one encode for all dimensions, batching, JSON round trips, timeline, chat, loading errors."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,6 +168,17 @@ def test_default_model_is_loaded_from_the_package_or_explained(model_folder, tmp
     monkeypatch.setattr(assessor_module, "default_model_folder", lambda: model_folder)
     loaded = FineVQ.from_pretrained()
     assert loaded.name == "finevq-tiny" and loaded.model.device == torch.device("cpu")
+
+
+def test_the_shipped_default_model_loads_and_ranks_the_example_clips():
+    fv = FineVQ.from_pretrained()
+    assert fv.name == "finevq-tiny" and fv.model.config.quality_statistics
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    clean, blocky, shaky = (fv.assess(examples / name) for name in
+                            ("clean_pan.mp4", "blocky_compressed.mp4", "shaky_motion_blur.mp4"))
+    # Heavy compression and shaking with motion blur cost the overall score well over 10 points.
+    assert clean.scores["overall"] > max(blocky.scores["overall"], shaky.scores["overall"]) + 10
+    assert shaky.worst_dimension == "blur" and shaky.distortions["blur"].present
 
 
 def test_missing_folder_and_unreachable_hub_id_are_checkpoint_errors(tmp_path):

@@ -20,8 +20,8 @@ from finevq.modeling.statistics import (
     image_statistics,
 )
 from finevq.taxonomy import DIMENSIONS
-from tests.tiny_model import TINY
-from tests.videos import write_video
+from tiny_model import TINY
+from videos import write_video
 
 # Column indices of `tile_statistics` (see its list): the pooled vector is mean, max, min over tiles.
 CHROMA_MEDIAN, SHARPNESS_X, NOISE_FLOOR, BLOCKINESS_X = 9, 11, 15, 20
