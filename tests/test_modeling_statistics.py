@@ -100,7 +100,7 @@ def test_mse_score_loss_and_quality_probe(tmp_path):
     batch = processor.collate([processor.encode_row(row)])
     assert batch["score_dimensions"].tolist() == [DIMENSIONS.index("noise")]
     without_probe = model(**{k: v for k, v in batch.items() if k != "score_dimensions"})
-    expected = float(((without_probe.scores[0] - 30.0) / 50.0) ** 2)
+    expected = float(((without_probe.scores[0].detach() - 30.0) / 50.0) ** 2)
     assert float(without_probe.score_loss) == pytest.approx(expected, rel=1e-4)
     with_probe = model(**batch)
     assert float(with_probe.score_loss) > float(without_probe.score_loss)
