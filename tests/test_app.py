@@ -55,13 +55,13 @@ def free_port() -> int:
         return probe_socket.getsockname()[1]
 
 
-def serve_app(model_folder: Path, monkeypatch_env, settings: DemoSettings = TEST_SETTINGS):
-    """Launch app.py's page the way `python app.py` does (model chosen by FINEVQ_MODEL), on a free
-    localhost port without blocking; returns (demo, url)."""
-    monkeypatch_env.setenv("FINEVQ_MODEL", str(model_folder))
+def serve_app(monkeypatch_env, settings: DemoSettings = TEST_SETTINGS):
+    """Launch app.py's page the way a bare `python app.py` does (no FINEVQ_MODEL: the shipped default
+    model), on a free localhost port without blocking; returns (demo, url)."""
+    monkeypatch_env.delenv("FINEVQ_MODEL", raising=False)
     app = load_app_module()
     parsed, _ = app.parse_settings([])
-    assert parsed.model == str(model_folder)
+    assert parsed.model is None
     settings = DemoSettings(**{**settings.__dict__, "model": parsed.model})
     demo = app.create_app(settings)
     _, url, _ = app.launch(demo, settings, server_name="127.0.0.1", server_port=free_port(),
@@ -317,9 +317,10 @@ def test_example_clips_regenerate_byte_for_byte(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def served(model_folder):
+def served():
+    """The app as `python app.py` serves it out of the box: with the shipped default model."""
     monkeypatch = pytest.MonkeyPatch()
-    demo, url = serve_app(model_folder, monkeypatch)
+    demo, url = serve_app(monkeypatch)
     yield url
     demo.close()
     monkeypatch.undo()
