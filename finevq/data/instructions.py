@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-import datasets
-
-from finevq.data.features import CONVERSATION_FEATURES
 from finevq.taxonomy import (
     COARSE_TYPES,
     DIMENSIONS,
@@ -37,6 +35,9 @@ from finevq.taxonomy import (
     SUBTYPES,
     WORST_DIMENSION_GOOD,
 )
+
+if TYPE_CHECKING:
+    import datasets
 
 CONVERSATION_TYPES: tuple[str, ...] = (*QUESTION_TYPES, "describe")
 
@@ -230,6 +231,12 @@ def build_conversations(
     """Conversations of a `scores` or `qa` dataset (or of each split of a DatasetDict).
 
     `question_types` limits what is generated from `scores` rows; `qa` rows convert one to one."""
+    # datasets is imported here, not at the top: inference reads this module's question templates
+    # and should not pay for importing datasets (a second of start-up).
+    import datasets
+
+    from finevq.data.features import CONVERSATION_FEATURES
+
     if isinstance(data, datasets.DatasetDict):
         return datasets.DatasetDict(
             {split: build_conversations(part, seed, question_types) for split, part in data.items()}
