@@ -155,7 +155,9 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
         **kwargs,
     ) -> FineVQOutput:
         """Teacher-forced forward. With `labels` the LM loss is cross-entropy on labelled (answer)
-        tokens; with `score_positions` and `mos` the score loss is L1 between the score head and the MOS.
+        tokens; with `score_positions` and `mos` the score loss is the score head's error against the
+        MOS (`config.score_loss`), plus, with a quality probe and `score_dimensions` (each row's index in
+        DIMENSIONS), the weighted probe error on the same dimension.
         logits_to_keep: compute the LM logits of only the last N positions (0: all; needs no labels)."""
         if visual is None and pixel_values is not None:
             visual = self.encode_video(pixel_values, motion_values, fragment_values, frame_statistics, clip_statistics)
@@ -189,7 +191,7 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
             if mos is not None:
                 mos = mos.to(head.device, head.dtype)
                 valid = has_score & torch.isfinite(mos)
-                score_loss = self._score_error(head, torch.where(valid, mos, head.detach())).sum() / valid.sum().clamp(min=1)
+                score_loss = self._score_error(head, mos, valid)
                 if self.quality_probe is not None and visual is not None and score_dimensions is not None:
                     score_loss = score_loss + self.config.quality_probe_weight * self._probe_loss(
                         visual, score_dimensions, mos, valid)
@@ -205,19 +207,22 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
             cache=outputs.cache if use_cache else None,
         )
 
-    def _score_error(self, predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _score_error(self, predicted: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Mean `config.score_loss` error over the `valid` rows (zero, with a gradient, when none is)."""
+        difference = predicted - torch.where(valid, target, predicted.detach())
         if self.config.score_loss == "l1":
-            return (predicted - target).abs()
-        return ((predicted - target) / self.score_head.half_width) ** 2
+            errors = difference.abs()
+        else:
+            errors = (difference / self.score_head.half_width) ** 2
+        return errors.sum() / valid.sum().clamp(min=1)
 
     def _probe_loss(self, visual: VisualTokens, dimensions: torch.Tensor, mos: torch.Tensor, valid: torch.Tensor):
         """The quality probe's error on each row's rated dimension, from the mean of its visual tokens."""
         pooled = torch.cat([visual.frames, visual.motion], dim=1).mean(1)
         predicted = self.score_head.center + self.score_head.half_width * self.quality_probe(pooled).float()
         rows = torch.arange(len(dimensions), device=predicted.device)
-        valid = valid & (dimensions >= 0)
         chosen = predicted[rows, dimensions.clamp(min=0)]
-        return self._score_error(chosen, torch.where(valid, mos, chosen.detach())).sum() / valid.sum().clamp(min=1)
+        return self._score_error(chosen, mos, valid & (dimensions >= 0))
 
     @torch.no_grad()
     def prefill(self, prefix_ids: torch.LongTensor, visual: VisualTokens) -> Cache:

@@ -70,7 +70,8 @@ def tile_statistics(images: torch.Tensor) -> torch.Tensor:
     chroma = (images - luma.unsqueeze(1)).norm(dim=1).flatten(1)
     dx, dy = (luma[..., :, 1:] - luma[..., :, :-1]).abs(), (luma[..., 1:, :] - luma[..., :-1, :]).abs()
     half = F.avg_pool2d(luma.unsqueeze(1), 2).squeeze(1)
-    laplacian = luma[..., 1:-1, 1:-1] * 4 - luma[..., :-2, 1:-1] - luma[..., 2:, 1:-1] - luma[..., 1:-1, :-2] - luma[..., 1:-1, 2:]
+    neighbours = luma[..., :-2, 1:-1] + luma[..., 2:, 1:-1] + luma[..., 1:-1, :-2] + luma[..., 1:-1, 2:]
+    laplacian = luma[..., 1:-1, 1:-1] * 4 - neighbours
     residual = (luma - _median3(luma)).abs()
     levels = torch.tensor([0.02, 0.5, 0.98], device=luma.device)
     edge_energy = laplacian.abs().mean((1, 2)) + _EPS
@@ -203,6 +204,7 @@ class QualityStatistics(nn.Module):
         self.clip_projector = _StatisticsProjector(CLIP_STATISTICS, width, config.statistics_hidden_size)
         keep_default_init(self)
 
-    def forward(self, frame_statistics: torch.Tensor, clip_statistics: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, frame_statistics: torch.Tensor, clip_statistics: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, F, D) and (B, D') -> frame tokens (B, F, 1, width) and the clip token (B, 1, width)."""
         return self.frame_projector(frame_statistics).unsqueeze(2), self.clip_projector(clip_statistics).unsqueeze(1)

@@ -15,8 +15,9 @@ from finevq.taxonomy import DIMENSIONS
 
 STAGES = ("stage1", "stage2", "scratch")
 """stage1: the projectors only, LM loss (the paper's first stage). stage2: LoRA on the vision tower and
-the LLM plus the projectors and the score head, LM + L1 loss. scratch: every weight, LM + L1 loss
-(for the tiny model, which has no pretrained base)."""
+the LLM plus the projectors and the score head, LM + score loss. scratch: every weight, LM + score loss
+(for the tiny model, which has no pretrained base). The score loss is the model config's `score_loss`:
+L1, as in the paper, or MSE for the tiny preset."""
 
 QUESTION_TYPES = (*taxonomy.QUESTION_TYPES, "describe")
 """Conversation types made from the labels (see `finevq.data.instructions`)."""

@@ -1,5 +1,5 @@
-"""The training loop under accelerate: model and stage set-up, the optimizer and schedule, LM + L1 steps
-with accumulation, periodic validation, the best model export, checkpoints, resume and the test report."""
+"""The training loop under accelerate: model and stage set-up, the optimizer and schedule, LM + score
+loss steps with accumulation, periodic validation, the best model export, checkpoints, resume and the test report."""
 
 from __future__ import annotations
 
