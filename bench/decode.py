@@ -3,8 +3,9 @@ frame, per backend and sampling setting, on H.264 with typical keyframe interval
 duration; peak memory for a 1-hour and an 8K video.
 
 Settings: the exact rule (segment centres, motion spread frame by frame or in runs of 8) and the
-model sampler (keyframe-aligned rule, runs of 8, decoded at a short side of 448 / 224 px).
-Run: python bench/decode.py [--workdir DIR] [--only speed|flatness|memory]. Videos are generated
+model sampler (keyframe-aligned rule, runs of 8, decoded at a short side of 448 / 224 px). The
+breakdown splits one model-sampler call into opening, decoding and converting.
+Run: python bench/decode.py [--workdir DIR] [--only speed|breakdown|flatness|memory]. Videos are generated
 with PyAV; each memory figure is measured in a fresh subprocess: the growth of its peak resident
 size (VmHWM, reset just before the call) over the resident size before it."""
 
@@ -109,6 +110,44 @@ def speed(folder: Path) -> None:
             print(f"{label} 10 s, {gop_name:10s} {backend:6s}: every frame {statistics.median(full):.2f} s; {figures}")
 
 
+def breakdown_call(path: Path, setting: str) -> dict[str, float]:
+    """Seconds of each part of one PyAV sample: opening and indexing the file, decoding the sampled
+    frames (and the frames they depend on), converting them to RGB at the model's sizes."""
+    plan = sample_video(path, backend="pyav", **SETTINGS[setting])
+    long_side = round(max(plan.keyframes.shape[1:3]))
+    motion_side = round(max(plan.motion.shape[1:3]))
+    sides = dict.fromkeys(plan.motion_indices, motion_side)
+    sides.update(dict.fromkeys(plan.keyframe_indices, long_side))
+    start = time.perf_counter()
+    with open_video(path, backend="pyav") as reader:
+        opened = time.perf_counter()
+        decoded = list(reader._iter_decoded(sides))  # the reader's own pass, without the RGB views
+        done = time.perf_counter()
+        for position, frame in decoded:
+            frame.rgb(sides[position])
+        converted = time.perf_counter()
+    return {"open + index": opened - start, "decode": done - opened, "convert": converted - done}
+
+
+def breakdown(folder: Path) -> None:
+    print("## Where sampling time goes (PyAV, model sampler), as fractions of decoding every frame; medians of 3 rounds")
+    for (label, gop_name), path in ten_second_videos(folder).items():
+        if label != "1080p":
+            continue
+        full, parts = [], []
+        for _ in range(3):
+            start = time.perf_counter()
+            decode_every_frame(path, "pyav")
+            full.append(time.perf_counter() - start)
+            parts.append(breakdown_call(path, "model sampler"))
+        figures = ", ".join(
+            f"{name} {statistics.median(p[name] for p in parts):.3f} s = "
+            f"{median_ratio([p[name] for p in parts], full):.2f}"
+            for name in parts[0]
+        )
+        print(f"{label} 10 s, {gop_name:10s}: every frame {statistics.median(full):.2f} s; {figures}")
+
+
 def flatness(folder: Path) -> None:
     print("## Flatness: sampling the 60-s vs the 10-s 1080p video (ratio = 60 s / 10 s, median of 3 rounds)")
     for gop_name, gop in GOPS.items():
@@ -194,7 +233,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, help="keep generated videos here (default: a temp dir)")
     parser.add_argument("--child", nargs=3, metavar=("VIDEO", "BACKEND", "REQUEST"), help=argparse.SUPPRESS)
-    parser.add_argument("--only", choices=("speed", "flatness", "memory"), help="run one part")
+    parser.add_argument("--only", choices=("speed", "breakdown", "flatness", "memory"), help="run one part")
     args = parser.parse_args()
     if args.child:
         measure_child(*args.child)
@@ -202,7 +241,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as temporary:
         folder = args.workdir or Path(temporary)
         folder.mkdir(parents=True, exist_ok=True)
-        for name, part in (("speed", speed), ("flatness", flatness), ("memory", memory)):
+        for name, part in (("speed", speed), ("breakdown", breakdown), ("flatness", flatness), ("memory", memory)):
             if args.only in (None, name):
                 part(folder)
 

@@ -16,6 +16,7 @@ from finevq.modeling.statistics import (
     CLIP_STATISTICS,
     IMAGE_STATISTICS,
     TILE_STATISTICS,
+    _median3,
     clip_statistics,
     image_statistics,
 )
@@ -51,6 +52,12 @@ def test_each_statistic_moves_with_its_distortion():
     assert stats["blurred"][SHARPNESS_X] < stats["clean"][SHARPNESS_X] - 0.5
     assert stats["grey"][CHROMA_MEDIAN] < stats["clean"][CHROMA_MEDIAN] - 0.1
     assert stats["blocky"][BLOCKINESS_X] > stats["clean"][BLOCKINESS_X] + 0.5
+
+
+def test_median_filter_matches_sorting_every_neighbourhood():
+    values = torch.randint(0, 6, (3, 17, 23)).float()  # many ties
+    patches = torch.nn.functional.unfold(torch.nn.functional.pad(values[:, None], (1, 1, 1, 1), mode="replicate"), 3)
+    assert torch.equal(_median3(values), patches.median(dim=1).values.view_as(values))
 
 
 def test_clip_statistics_see_frozen_frames_and_shaking():

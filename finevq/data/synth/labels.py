@@ -56,13 +56,21 @@ class VideoLabels:
     main_subtype: str
 
 
-def clean_scores(short_side: int, motion_speed: float, rng: np.random.Generator) -> dict[str, float]:
-    """Scores of the undistorted clip: high, a little higher for sharper (larger) frames, temporal a
-    little lower for fast camera motion, plus a small natural spread per video and dimension."""
-    base = 82.0 + 8.0 * float(np.clip((short_side - 200) / 500, 0, 1)) + rng.normal(0, 1.5)
-    scores = {dimension: base + rng.normal(0, 1.2) for dimension in COARSE_TYPES}
+def expected_clean_scores(short_side: int, motion_speed: float) -> dict[str, float]:
+    """The part of the clean scores that the video shows: higher for sharper (larger) frames,
+    temporal lower for fast camera motion."""
+    base = 82.0 + 8.0 * float(np.clip((short_side - 200) / 500, 0, 1))
+    scores = dict.fromkeys(COARSE_TYPES, base)
     scores["temporal"] -= 4.0 * float(np.clip(motion_speed / 8, 0, 1))
-    return {dimension: float(min(score, 99.0)) for dimension, score in scores.items()}
+    return scores
+
+
+def clean_scores(short_side: int, motion_speed: float, rng: np.random.Generator) -> dict[str, float]:
+    """Scores of the undistorted clip: `expected_clean_scores` plus a natural spread no pixel
+    shows, per video (N(0, 1.5)) and per video and dimension (N(0, 1.2)), capped at 99."""
+    shared = rng.normal(0, 1.5)
+    expected = expected_clean_scores(short_side, motion_speed)
+    return {dimension: float(min(expected[dimension] + shared + rng.normal(0, 1.2), 99.0)) for dimension in COARSE_TYPES}
 
 
 def dimension_scores(clean: dict[str, float], distortions: list[tuple[str, float]]) -> dict[str, float]:
