@@ -14,11 +14,12 @@ from finevq.modeling import build_model
 from finevq.modeling.configuration import FineVQConfig
 from finevq.modeling.statistics import (
     CLIP_STATISTICS,
-    IMAGE_STATISTICS,
+    FRAME_STATISTICS,
     TILE_STATISTICS,
     _median3,
     clip_statistics,
-    image_statistics,
+    mosaic_statistics,
+    tile_statistics,
 )
 from finevq.taxonomy import DIMENSIONS
 from tiny_model import TINY
@@ -26,12 +27,13 @@ from videos import write_video
 
 # Column indices of `tile_statistics` (see its list): the pooled vector is mean, max, min over tiles.
 CHROMA_MEDIAN, SHARPNESS_X, NOISE_FLOOR, BLOCKINESS_X = 9, 11, 15, 20
+DARK_SHARE, SATURATION_MEDIAN, FLAT_CELL_NOISE = 23, 25, 27
 MIN = 2 * TILE_STATISTICS
 
 
 def _photo(size: int = 64) -> torch.Tensor:
     image = resize(photos.astronaut(), (size, size), anti_aliasing=True).astype(np.float32)
-    return torch.from_numpy(image).permute(2, 0, 1)[None] * 2 - 1  # standardised-like values
+    return torch.from_numpy(image).permute(2, 0, 1)[None]  # RGB in [0, 1]
 
 
 def _box_blur(images: torch.Tensor, radius: int = 2) -> torch.Tensor:
@@ -42,16 +44,22 @@ def _box_blur(images: torch.Tensor, radius: int = 2) -> torch.Tensor:
 def test_each_statistic_moves_with_its_distortion():
     clean = _photo()
     generator = torch.Generator().manual_seed(0)
-    noisy = clean + 0.3 * torch.randn(clean.shape, generator=generator)
+    noisy = (clean + 0.08 * torch.randn(clean.shape, generator=generator)).clamp(0, 1)
     grey = clean.mean(1, keepdim=True).expand_as(clean)
     blocky = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(clean, 8), scale_factor=8, mode="nearest")
-    stats = {name: image_statistics(images, 16)[0] for name, images in
-             {"clean": clean, "noisy": noisy, "blurred": _box_blur(clean), "grey": grey, "blocky": blocky}.items()}
-    assert stats["clean"].shape == (IMAGE_STATISTICS,)
+    stats = {name: mosaic_statistics(images, 16)[0] for name, images in
+             {"clean": clean, "noisy": noisy, "blurred": _box_blur(clean), "grey": grey, "blocky": blocky,
+              "dark": clean * 0.1}.items()}
+    assert stats["clean"].shape == (3 * TILE_STATISTICS,)
     assert stats["noisy"][MIN + NOISE_FLOOR] > stats["clean"][MIN + NOISE_FLOOR] + 1.0
+    assert stats["noisy"][MIN + FLAT_CELL_NOISE] > stats["clean"][MIN + FLAT_CELL_NOISE] + 1.0
     assert stats["blurred"][SHARPNESS_X] < stats["clean"][SHARPNESS_X] - 0.5
     assert stats["grey"][CHROMA_MEDIAN] < stats["clean"][CHROMA_MEDIAN] - 0.1
+    assert stats["grey"][SATURATION_MEDIAN] < 0.01 < stats["clean"][SATURATION_MEDIAN] - 0.1
     assert stats["blocky"][BLOCKINESS_X] > stats["clean"][BLOCKINESS_X] + 0.5
+    assert stats["dark"][DARK_SHARE] > stats["clean"][DARK_SHARE] + 0.15
+    # A whole frame of any shape is measured as one tile.
+    assert tile_statistics(_photo(96)[..., :80]).shape == (1, TILE_STATISTICS)
 
 
 def test_median_filter_matches_sorting_every_neighbourhood():
@@ -79,7 +87,7 @@ def test_processor_measures_statistics_and_the_model_needs_them(tmp_path):
     video = write_video(tmp_path / "clip.mp4", num_frames=12, width=96, height=64)
     inputs = processor.video_inputs(video)
     frames = processor.settings.num_frames
-    assert inputs["frame_statistics"].shape == (1, frames, 2 * IMAGE_STATISTICS)
+    assert inputs["frame_statistics"].shape == (1, frames, FRAME_STATISTICS)
     assert inputs["clip_statistics"].shape == (1, CLIP_STATISTICS)
     visual = model.encode_video(**inputs)
     assert visual.frames.shape[1] == frames * model.config.tokens_per_frame
@@ -87,6 +95,22 @@ def test_processor_measures_statistics_and_the_model_needs_them(tmp_path):
     without = {k: v for k, v in inputs.items() if k != "clip_statistics"}
     with pytest.raises(ConfigError, match="clip_statistics"):
         model.encode_video(**without)
+
+
+def test_statistics_are_measured_before_the_resize_to_the_model_size(tmp_path):
+    _, processor = build_model("tiny", TINY, seed=0)
+    assert processor.settings.image_size == 32
+    rng = np.random.default_rng(0)
+    clean = (_photo(128)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    noisy = [np.clip(clean + rng.normal(0, 12, clean.shape), 0, 255).astype(np.uint8) for _ in range(8)]
+    statistics = {}
+    for name, frames in {"clean": [clean] * 8, "noisy": noisy}.items():
+        video = write_video(tmp_path / f"{name}.mp4", frames=np.stack(frames), options={"crf": "12"})
+        statistics[name] = processor.video_tensors(video)["frame_statistics"].mean(0)
+    # Resized to 32 px, the noise would be averaged away; at native size it lifts the noise of the
+    # whole frame's flattest cells and the noise floor of the fragments' flattest patch.
+    for column in (FLAT_CELL_NOISE, TILE_STATISTICS + MIN + NOISE_FLOOR):
+        assert statistics["noisy"][column] > statistics["clean"][column] + 1.0
 
 
 def test_small_heads_keep_pytorch_initialisation():

@@ -20,7 +20,7 @@ from transformers import AutoTokenizer
 from finevq.errors import CheckpointError, ConfigError, FineVQError
 from finevq.modeling.configuration import FineVQConfig
 from finevq.modeling.modeling import adapter_base_folder
-from finevq.modeling.statistics import video_statistics
+from finevq.modeling.statistics import unit_pixels, video_statistics
 from finevq.modeling.tokenizer import FRAME_TOKEN, MOTION_TOKEN, candidate_token_ids
 from finevq.taxonomy import DIMENSIONS, LEVELS
 
@@ -54,6 +54,10 @@ class ProcessorSettings:
     tokens_per_frame: int = 256
     num_motion_tokens: int = 1
     quality_statistics: bool = False
+    # With quality_statistics: keyframes are decoded with a short side of at least this many pixels
+    # (native when smaller) and measured at that size before the resize to image_size, and fragments
+    # (fragment_grid x fragment_patch, native) are sampled for them even if the model does not read them.
+    statistics_size: int = 256
     frame_token: str = FRAME_TOKEN
     motion_token: str = MOTION_TOKEN
     score_range: list[float] = field(default_factory=lambda: [0.0, 100.0])
@@ -70,11 +74,15 @@ class ProcessorSettings:
             "num_motion_frames": self.num_motion_frames,
             "motion_burst": self.motion_burst,
             "seek": self.seek,
-            "min_short_side": self.image_size,
+            "min_short_side": max(self.image_size, self.statistics_size) if self.quality_statistics else self.image_size,
             "motion_min_short_side": self.motion_size,
-            "fragment_grid": self.fragment_grid if self.use_fragments else None,
+            "fragment_grid": self.fragment_grid if self.needs_fragments else None,
             "fragment_patch": self.fragment_patch,
         }
+
+    @property
+    def needs_fragments(self) -> bool:
+        return self.use_fragments or self.quality_statistics
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "processor settings") -> ProcessorSettings:
@@ -102,15 +110,24 @@ def settings_for_model(config: FineVQConfig, **overrides) -> ProcessorSettings:
     return ProcessorSettings.from_dict(values)
 
 
-def frames_to_tensor(frames: np.ndarray, size: int, mean: list[float], std: list[float]) -> torch.Tensor:
-    """uint8 RGB frames (T, H, W, 3) -> float (T, 3, size, size): resized (aspect ignored, as in the
-    paper), scaled to [0, 1] and normalised per channel."""
-    pixels = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
+def resized_pixels(frames: np.ndarray, size: int) -> torch.Tensor:
+    """uint8 RGB frames (T, H, W, 3) -> float (T, 3, size, size) in [0, 1], resized (aspect ignored,
+    as in the paper)."""
+    pixels = unit_pixels(frames)
     if tuple(pixels.shape[-2:]) != (size, size):
         pixels = F.interpolate(pixels, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    mean_t = torch.tensor(mean).view(1, 3, 1, 1)
-    std_t = torch.tensor(std).view(1, 3, 1, 1)
-    return (pixels - mean_t) / std_t
+    return pixels
+
+
+def normalised(pixels: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
+    """Pixels in [0, 1] (T, 3, H, W), normalised per channel."""
+    return (pixels - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+
+
+def frames_to_tensor(frames: np.ndarray, size: int, mean: list[float], std: list[float]) -> torch.Tensor:
+    """uint8 RGB frames (T, H, W, 3) -> float (T, 3, size, size): resized, scaled to [0, 1] and
+    normalised per channel."""
+    return normalised(resized_pixels(frames, size), mean, std)
 
 
 class FineVQProcessor:
@@ -181,7 +198,7 @@ class FineVQProcessor:
         return video_io.VideoSample(
             info=None, keyframes=keyframes, keyframe_indices=keyframe_indices,
             motion=frames[motion_indices], motion_indices=motion_indices,
-            fragments=video_io.fragments(keyframes, s.fragment_grid, s.fragment_patch) if s.use_fragments else None,
+            fragments=video_io.fragments(keyframes, s.fragment_grid, s.fragment_patch) if s.needs_fragments else None,
         )
 
     def video_tensors(self, video) -> dict[str, torch.Tensor]:
@@ -195,17 +212,17 @@ class FineVQProcessor:
                 f"video sample has {len(sample.keyframes)} keyframes and {len(sample.motion)} motion frames; "
                 f"the processor expects {s.num_frames} and {s.num_motion_frames}"
             )
+        motion = resized_pixels(sample.motion, s.motion_size)
         tensors = {
             "pixel_values": frames_to_tensor(sample.keyframes, s.image_size, s.image_mean, s.image_std),
-            "motion_values": frames_to_tensor(sample.motion, s.motion_size, s.motion_mean, s.motion_std),
+            "motion_values": normalised(motion, s.motion_mean, s.motion_std),
         }
+        if s.needs_fragments and sample.fragments is None:
+            raise ConfigError("the video sample has no fragments; sample it with fragment_grid set")
         if s.use_fragments:
-            if sample.fragments is None:
-                raise ConfigError("the video sample has no fragments; sample it with fragment_grid set")
             tensors["fragment_values"] = frames_to_tensor(sample.fragments, s.image_size, s.image_mean, s.image_std)
         if s.quality_statistics:
-            tensors.update(video_statistics(tensors["pixel_values"], tensors.get("fragment_values"),
-                                            tensors["motion_values"], s.image_size // s.fragment_grid))
+            tensors.update(video_statistics(sample.keyframes, sample.fragments, motion, s.fragment_patch))
         return tensors
 
     def video_inputs(self, video) -> dict[str, torch.Tensor]:

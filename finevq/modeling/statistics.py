@@ -1,14 +1,16 @@
 """Low-level quality statistics as tokens: colour, exposure, contrast, sharpness, noise, blockiness and
-periodic patterns of each keyframe and its fragments, and change, flicker and jitter of the motion clip.
+periodic patterns of each keyframe and its native-resolution fragments, and change, flicker and jitter of the motion clip.
 
 A model trained from scratch on a few thousand clips learns these slowly from pixels; measured
 directly and projected to one token per keyframe and one for the clip, they give the small model
-a fast start, while its ViT and 3D CNN learn the rest. The processor measures them on its standardised
-tensors (once per video, cached with them in training); every statistic is scale-normalised (logs of
-energies, ratios) so none dominates."""
+a fast start, while its ViT and 3D CNN learn the rest. The processor measures them on the decoded
+frames before any resize to the model's size (once per video, cached with its tensors in training):
+noise, blocks and fine detail survive only at native resolution. Every statistic is scale-normalised
+(logs of energies, ratios, shares) so none dominates."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -58,6 +60,14 @@ def _median3(luma: torch.Tensor) -> torch.Tensor:
     )
 
 
+def _cell_std(values: torch.Tensor, cell: int = BLOCK) -> torch.Tensor:
+    """Standard deviation of each `cell` x `cell` cell of (N, H, W) -> (N, cells)."""
+    count, height, width = values.shape
+    height, width = height - height % cell, width - width % cell
+    cells = values[:, :height, :width].reshape(count, height // cell, cell, width // cell, cell)
+    return cells.permute(0, 1, 3, 2, 4).reshape(count, -1, cell * cell).std(-1)
+
+
 def _blockiness(gradient: torch.Tensor) -> torch.Tensor:
     """Largest share of gradient energy on one of the 8 phases of an 8-px grid, over the mean share
     (1 for no grid); phase-free, so crops at any offset show their blocks. gradient: (N, H, W), along W."""
@@ -86,15 +96,19 @@ def _tiles(images: torch.Tensor, tile: int) -> torch.Tensor:
 
 
 def tile_statistics(images: torch.Tensor) -> torch.Tensor:
-    """Statistics of small images (N, 3, H, W) -> (N, TILE_STATISTICS)."""
+    """Statistics of RGB images in [0, 1] (N, 3, H, W), H and W at least 2 * BLOCK -> (N, TILE_STATISTICS)."""
     luma = _luma(images)
     chroma = (images - luma.unsqueeze(1)).norm(dim=1).flatten(1)
     dx, dy = (luma[..., :, 1:] - luma[..., :, :-1]).abs(), (luma[..., 1:, :] - luma[..., :-1, :]).abs()
     half = F.avg_pool2d(luma.unsqueeze(1), 2).squeeze(1)
     neighbours = luma[..., :-2, 1:-1] + luma[..., 2:, 1:-1] + luma[..., 1:-1, :-2] + luma[..., 1:-1, 2:]
     laplacian = luma[..., 1:-1, 1:-1] * 4 - neighbours
-    residual = (luma - _median3(luma)).abs()
+    signed_residual = luma - _median3(luma)
+    residual = signed_residual.abs()
     levels = torch.tensor([0.02, 0.5, 0.98], device=luma.device)
+    low_levels = torch.tensor([0.1, 0.5], device=luma.device)
+    brightest, darkest = images.max(1).values, images.min(1).values
+    saturation = ((brightest - darkest) / (brightest + 0.05)).flatten(1)
     edge_energy = laplacian.abs().mean((1, 2)) + _EPS
     columns = [
         images.mean((2, 3)),
@@ -108,32 +122,39 @@ def tile_statistics(images: torch.Tensor) -> torch.Tensor:
         # The median of |laplacian| follows the noise floor: edges are too few to move it.
         torch.log(laplacian.abs().flatten(1).median(1).values + _EPS).unsqueeze(1),
         _log_mean(residual, (1, 2)).unsqueeze(1),
-        (residual > 4 * residual.mean((1, 2), keepdim=True) + 0.1).float().mean((1, 2)).unsqueeze(1),
+        (residual > 4 * residual.mean((1, 2), keepdim=True) + 0.02).float().mean((1, 2)).unsqueeze(1),
         torch.log(laplacian.mean(-1).std(-1) / edge_energy + _EPS).unsqueeze(1),
         torch.log(laplacian.mean(-2).std(-1) / edge_energy + _EPS).unsqueeze(1),
         _blockiness(dx).unsqueeze(1),
         _blockiness(dy.transpose(-1, -2)).unsqueeze(1),
         _spectral_peakiness(luma).unsqueeze(1),
+        (luma < 0.03).float().mean((1, 2)).unsqueeze(1),
+        (luma > 0.97).float().mean((1, 2)).unsqueeze(1),
+        torch.quantile(saturation, levels[1:], dim=1).T,
+        # In the flattest 8-px cells only noise is left: the low quantiles of the cells' spread of
+        # the median residual and of luma itself measure it apart from texture.
+        torch.log(torch.quantile(_cell_std(signed_residual), low_levels, dim=1).T + _EPS),
+        torch.log(torch.quantile(_cell_std(luma), low_levels, dim=1).T + _EPS),
+        torch.log(luma.std((1, 2)) + _EPS).unsqueeze(1),
     ]
     return torch.cat(columns, dim=1)
 
 
-TILE_STATISTICS = 23
+TILE_STATISTICS = 32
 
 
-def image_statistics(images: torch.Tensor, tile: int | None = None) -> torch.Tensor:
-    """Statistics of images (N, 3, H, W), per tile of `tile` px (None: the whole image), pooled over
-    the tiles by mean, max and min -> (N, IMAGE_STATISTICS).
+def mosaic_statistics(mosaics: torch.Tensor, tile: int) -> torch.Tensor:
+    """Statistics of fragment mosaics (N, 3, H, W) in [0, 1], per `tile`-px patch, pooled over the
+    patches by mean, max and min -> (N, 3 * TILE_STATISTICS).
 
-    Tiles keep the seams of a fragment mosaic out of every statistic; max and min over tiles give the
+    Per patch keeps the seams of the mosaic out of every statistic; max and min over patches give the
     sharpest and the flattest region, which say more about blur and noise than the content does."""
-    images = images.float()
-    tile = tile or images.shape[-1]
-    per_tile = tile_statistics(_tiles(images, tile)).view(images.shape[0], -1, TILE_STATISTICS)
+    per_tile = tile_statistics(_tiles(mosaics.float(), tile)).view(mosaics.shape[0], -1, TILE_STATISTICS)
     return torch.cat([per_tile.mean(1), per_tile.max(1).values, per_tile.min(1).values], dim=1)
 
 
-IMAGE_STATISTICS = 3 * TILE_STATISTICS
+FRAME_STATISTICS = 4 * TILE_STATISTICS
+"""Per keyframe: the whole frame's statistics and its fragment patches' mean, max and min."""
 
 
 
@@ -150,7 +171,7 @@ def _shift(previous: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
 
 
 def clip_statistics(clip: torch.Tensor) -> torch.Tensor:
-    """Temporal statistics of clips (B, T, 3, H, W) -> (B, CLIP_STATISTICS)."""
+    """Temporal statistics of clips (B, T, 3, H, W) in [0, 1] -> (B, CLIP_STATISTICS)."""
     clip = clip.float()
     luma = _luma(clip.flatten(0, 1)).view(clip.shape[0], clip.shape[1], *clip.shape[-2:])
     change = (luma[:, 1:] - luma[:, :-1]).abs().mean((2, 3))
@@ -178,15 +199,18 @@ def clip_statistics(clip: torch.Tensor) -> torch.Tensor:
 CLIP_STATISTICS = 11
 
 
-def video_statistics(pixel_values: torch.Tensor, fragment_values: torch.Tensor | None, motion_values: torch.Tensor,
-                     fragment_tile: int) -> dict[str, torch.Tensor]:
-    """The statistics of one video's processor tensors: frame_statistics (F, IMAGE_STATISTICS, or twice
-    that with fragments, measured per `fragment_tile`-px patch of the mosaic) and clip_statistics
-    (CLIP_STATISTICS,)."""
-    frames = [image_statistics(pixel_values)]
-    if fragment_values is not None:
-        frames.append(image_statistics(fragment_values, fragment_tile))
-    return {"frame_statistics": torch.cat(frames, dim=1), "clip_statistics": clip_statistics(motion_values[None])[0]}
+def unit_pixels(frames) -> torch.Tensor:
+    """uint8 RGB frames (N, H, W, 3) -> float (N, 3, H, W) in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def video_statistics(keyframes, fragments, motion: torch.Tensor, fragment_patch: int) -> dict[str, torch.Tensor]:
+    """The statistics of one video's sample: keyframes (F, H, W, 3) and their native fragment mosaics
+    (F, S, S, 3), uint8 as decoded, and its motion clip (T, 3, s, s) in [0, 1] -> frame_statistics
+    (F, FRAME_STATISTICS) and clip_statistics (CLIP_STATISTICS,)."""
+    frames = torch.cat([tile_statistics(unit_pixels(keyframes)),
+                        mosaic_statistics(unit_pixels(fragments), fragment_patch)], dim=1)
+    return {"frame_statistics": frames, "clip_statistics": clip_statistics(motion[None])[0]}
 
 
 class _StatisticsProjector(nn.Module):
@@ -220,8 +244,7 @@ class QualityStatistics(nn.Module):
     def __init__(self, config: FineVQConfig):
         super().__init__()
         width = config.text_config.hidden_size
-        parts = 2 if config.use_fragments else 1
-        self.frame_projector = _StatisticsProjector(IMAGE_STATISTICS * parts, width, config.statistics_hidden_size)
+        self.frame_projector = _StatisticsProjector(FRAME_STATISTICS, width, config.statistics_hidden_size)
         self.clip_projector = _StatisticsProjector(CLIP_STATISTICS, width, config.statistics_hidden_size)
         keep_default_init(self)
 
