@@ -1,5 +1,5 @@
 """Low-level quality statistics as tokens: colour, exposure, contrast, sharpness, noise, blockiness and
-periodic patterns of each keyframe and its native-resolution fragments, and change, flicker and jitter of the motion clip.
+periodic patterns of each keyframe and its native fragments; change, flicker and jitter of the motion clip.
 
 A model trained from scratch on a few thousand clips learns these slowly from pixels; measured
 directly and projected to one token per keyframe and one for the clip, they give the small model
@@ -96,7 +96,7 @@ def _tiles(images: torch.Tensor, tile: int) -> torch.Tensor:
 
 
 def tile_statistics(images: torch.Tensor) -> torch.Tensor:
-    """Statistics of RGB images in [0, 1] (N, 3, H, W), H and W at least 2 * BLOCK -> (N, TILE_STATISTICS)."""
+    """Statistics of RGB images in [0, 1] (N, 3, H, W), H and W at least BLOCK -> (N, TILE_STATISTICS)."""
     luma = _luma(images)
     chroma = (images - luma.unsqueeze(1)).norm(dim=1).flatten(1)
     dx, dy = (luma[..., :, 1:] - luma[..., :, :-1]).abs(), (luma[..., 1:, :] - luma[..., :-1, :]).abs()
@@ -155,7 +155,6 @@ def mosaic_statistics(mosaics: torch.Tensor, tile: int) -> torch.Tensor:
 
 FRAME_STATISTICS = 4 * TILE_STATISTICS
 """Per keyframe: the whole frame's statistics and its fragment patches' mean, max and min."""
-
 
 
 def _shift(previous: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
