@@ -10,9 +10,10 @@ import pytest
 from data_folders import NOISE_LABELS, conversation, mos_of, write_finevd_folder, write_jsonl
 
 import finevq.data.finevd as finevd_module
+from finevq.cli import main
 from finevq.data import load_finevd, load_report, read_finevd
 from finevq.errors import LabelError, VideoError
-from finevq.taxonomy import DIMENSIONS, LEVELS, canonical_subtype, mos_to_level
+from finevq.taxonomy import DIMENSIONS, LEVELS, canonical_subtype, coarse_type_of, mos_to_level
 
 
 @pytest.fixture()
@@ -117,6 +118,96 @@ def test_chinese_file_is_replaced_by_its_english_twin_and_reads_alone(tmp_path):
     alone = read_finevd(tmp_path / "abcd_test.jsonl")
     assert len(both.qa) == 2 and all("gussian" in q.question for q in both.qa)
     assert [q.label for q in alone.qa] == [q.label for q in both.qa] == ["gaussian noise", "other noise"]
+
+
+# Which-subtype questions of the shape the published test file has: the five options mix coarse types.
+MIXED_SUBTYPE_QUESTIONS = {
+    "en": [
+        ("a.mp4", ["None", "low saturation", "high saturation", "other noise", "compression artifact"], "E"),
+        ("b.mp4", ["None", "gussian noise", "low saturation", "sqaure artifact", "motion blur"], "C"),
+        ("c.mp4", ["None", "over dark", "other noise", "lagging"], "A"),
+        ("d.mp4", ["None", "gussian noise", "pulse noise", "stripe noise", "other noise"], "A"),
+        ("e.mp4", ["None", "guassian blur", "low contrast ratio", "stripe noise", "ring artifact"], "D"),
+    ],
+    "zh": [
+        ("a.mp4", ["None", "饱和度过低", "饱和度过高", "其他噪声", "压缩伪影"], "E"),
+        ("b.mp4", ["None", "高斯噪声", "饱和度过低", "块效应", "运动模糊"], "C"),
+        ("c.mp4", ["None", "过暗", "其他噪声", "卡顿"], "A"),
+        ("d.mp4", ["None", "高斯噪声", "脉冲噪声", "条纹噪声", "其他噪声"], "A"),
+        ("e.mp4", ["None", "高斯模糊", "对比度不足", "条纹噪声", "振铃效应"], "D"),
+    ],
+}
+MIXED_SUBTYPE_TRUTH = {  # video -> coarse type -> subtype that the answers say
+    "a.mp4": {"artifact": "compression artifact"},
+    "b.mp4": {"color": "low saturation"},
+    "c.mp4": {},
+    "d.mp4": {"noise": "none"},
+    "e.mp4": {"noise": "stripe noise"},
+}
+SUBTYPE_QUESTION = {"en": "Which distortion is in the video? ", "zh": "视频中存在哪种失真？"}
+
+
+def write_mixed_subtype_file(folder, language):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "videos").mkdir(exist_ok=True)
+    items = []
+    for name, options, answer in MIXED_SUBTYPE_QUESTIONS[language]:
+        listed = "{" + ", ".join(f"{chr(65 + k)}:[{o}]" for k, o in enumerate(options)) + "}"
+        items.append(conversation(name, f"<|video|>{SUBTYPE_QUESTION[language]}{listed}", answer))
+        (folder / "videos" / name).write_bytes(b"")
+    return write_jsonl(folder / ("abcd_test_en.jsonl" if language == "en" else "abcd_test.jsonl"), items)
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_which_subtype_answers_belong_to_the_answered_subtypes_own_coarse_type(tmp_path, language):
+    path = write_mixed_subtype_file(tmp_path / "finevd", language)
+    labels = read_finevd(path)
+    assert {record.name: record.subtypes for record in labels.scores} == MIXED_SUBTYPE_TRUTH
+    asked_about = {question.name: question.dimension for question in labels.qa}
+    assert asked_about == {"a.mp4": None, "b.mp4": None, "c.mp4": None, "d.mp4": "noise", "e.mp4": None}
+    qa = load_finevd(tmp_path / "finevd", config="qa", cache_dir=tmp_path / "cache")
+    rows = {row["name"]: row for row in qa["test"]}
+    assert rows["a.mp4"]["label"] == "compression artifact" and rows["a.mp4"]["coarse_type"] is None
+    assert rows["d.mp4"]["coarse_type"] == "noise"
+    scores = load_finevd(tmp_path / "finevd", cache_dir=tmp_path / "cache")
+    row = {row["name"]: row for row in scores["test"]}["b.mp4"]
+    assert row["subtype_color"] == "low saturation" and row["subtype_noise"] is None
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_inspect_prints_each_subtype_only_under_its_own_coarse_type(tmp_path, language, capsys):
+    write_mixed_subtype_file(tmp_path / "finevd", language)
+    assert main(["data", "inspect", str(tmp_path / "finevd")]) == 0
+    printed = {
+        line.split(":")[0].removeprefix("subtypes "): line.split(": ", 1)[1]
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("subtypes ")
+    }
+    assert printed == {
+        "color": "low saturation 1",
+        "noise": "none 1, stripe noise 1",
+        "artifact": "compression artifact 1",
+    }
+    for coarse, listed in printed.items():
+        for subtype in (item.rsplit(" ", 1)[0] for item in listed.split(", ")):
+            assert subtype == "none" or coarse_type_of(subtype) == coarse
+
+
+def test_reading_the_english_twin_instead_of_the_chinese_file_is_said(tmp_path, caplog, capsys):
+    write_mixed_subtype_file(tmp_path, "zh")
+    write_mixed_subtype_file(tmp_path, "en")
+    with caplog.at_level(logging.WARNING, logger="finevq.data.folder"):
+        load_finevd(tmp_path, config="qa", cache_dir=tmp_path / "cache")
+    said = [record.getMessage() for record in caplog.records if "abcd_test" in record.getMessage()]
+    assert said == [
+        f"read {tmp_path / 'abcd_test_en.jsonl'} and not {tmp_path / 'abcd_test.jsonl'}: they are the English "
+        "and Chinese versions of the same questions, reading both would count each question twice, and the "
+        "model is asked in English (a Chinese file is read when it is alone)"
+    ]
+    assert main(["data", "inspect", str(tmp_path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["files"] == [str(tmp_path / "abcd_test_en.jsonl")]
+    assert summary["skipped_files"] == said
 
 
 def test_unknown_labels_are_an_error_that_lists_them_all(tmp_path):

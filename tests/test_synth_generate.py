@@ -63,6 +63,13 @@ def test_resuming_with_other_settings_or_into_a_file_is_refused(folder, tmp_path
     (tmp_path / "file").write_text("x")
     with pytest.raises(ConfigError, match="not a folder"):
         generate(tmp_path / "file", CONFIG, progress=False)
+    dataset = tmp_path / "my_finevd"
+    dataset.mkdir()
+    (dataset / "scores.csv").write_text("video,overall\na.mp4,50\n")
+    with pytest.raises(ConfigError, match="files that FineVD-Synth did not write"):
+        generate(dataset, CONFIG, progress=False)
+    assert sorted(p.name for p in dataset.iterdir()) == ["scores.csv"]
+    assert (dataset / "scores.csv").read_text() == "video,overall\na.mp4,50\n"
 
 
 def test_folder_contents_match_the_records(folder):

@@ -18,13 +18,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from finevq.data.synth import SceneOptions, SynthConfig, generate
 from finevq.modeling import FineVQForConditionalGeneration, FineVQProcessor, build_model
 from finevq.modeling.modeling import ADAPTER_SUBFOLDER
 from finevq.modeling.scoring import score_dimensions
 from finevq.training.checkpoints import TrainerState, checkpoints
 from finevq.training.config import load_experiment
-from finevq.training.data import VideoTensorCache, load_splits
+from finevq.training.data import VideoTensorCache, load_splits, synthesize_source
 from finevq.training.export import merge_model_folder
 from finevq.training.loop import prepare_model
 
@@ -39,10 +38,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory) -> Path:
-    """32 small FineVD-Synth videos: 21 train, 7 validation, 4 test."""
+    """The smoke recipe's own FineVD-Synth folder: 32 small videos, 21 train, 7 validation, 4 test."""
     folder = tmp_path_factory.mktemp("synth") / "finevd_synth"
-    scene = SceneOptions(min_side=64, max_side=80, min_duration=1.0, max_duration=1.5, max_frames=16)
-    generate(folder, SynthConfig(num_videos=32, seed=1, scene=scene), progress=False)
+    synthesize_source(load_experiment(SMOKE, [f"data.source={folder}"]).data, progress=False)
     return folder
 
 
@@ -52,7 +50,8 @@ def labels_cache(tmp_path_factory) -> Path:
 
 
 def overrides(synth: Path, labels_cache: Path, out: Path, *extra: str) -> list[str]:
-    return [f"data.source={synth}", f"data.labels_cache={labels_cache}", f"output.dir={out}", *extra]
+    return [f"data.source={synth}", "data.synthesize=null", f"data.labels_cache={labels_cache}", f"output.dir={out}",
+            *extra]
 
 
 def environment() -> dict:
@@ -132,6 +131,28 @@ def test_smoke_run_learns_validates_and_exports_a_loadable_best_model(smoke_run,
     assert "Score head (predicted MOS)" in output and "Which-subtype accuracy" in output
     card = (best / "README.md").read_text()
     assert "## Validation metrics" in card and "## Test metrics" in card and f"step {state.best_step}" in card
+
+
+def test_smoke_recipe_runs_from_nothing_as_the_readme_says(synth, tmp_path):
+    """`accelerate launch recipes/train.py --config recipes/configs/smoke.yaml` in a folder with no data:
+    the recipe writes its videos, trains and exports, and its videos are the ones the fixture made."""
+    command = [sys.executable, "-m", "accelerate.commands.launch", str(ROOT / "recipes" / "train.py"),
+               "--config", str(SMOKE)]
+    result = subprocess.run(command, cwd=tmp_path, env=environment(), capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, result.stderr[-4000:]
+    made = tmp_path / "data" / "finevd_synth_smoke"
+    assert sorted(p.name for p in (made / "videos").iterdir()) == sorted(p.name for p in (synth / "videos").iterdir())
+    assert (made / "scores.csv").read_bytes() == (synth / "scores.csv").read_bytes()
+    assert (tmp_path / "runs" / "smoke" / "best" / "model.safetensors").is_file()
+    assert json.loads((tmp_path / "runs" / "smoke" / "test_report.json").read_text())["n_videos"] == 4
+
+
+def test_missing_data_source_says_how_to_make_it(tmp_path):
+    command = recipe_command([f"data.source={tmp_path / 'nowhere'}", "data.synthesize=null", f"output.dir={tmp_path / 'run'}"])
+    result = subprocess.run(command, cwd=ROOT, env=environment(), capture_output=True, text=True, timeout=200)
+    assert result.returncode == 2
+    assert f"data.source {tmp_path / 'nowhere'} does not exist: write it with `finevq synth" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_killed_run_resumes_with_the_same_losses(smoke_run, synth, labels_cache, tmp_path):

@@ -56,6 +56,9 @@ def test_overrides_and_stage_defaults():
     ("training.warmup_ratio=1.5", "warmup_ratio"),
     ("evaluation.metric=srcc", "dotted path"),
     ("output.export=merged", "stage2"),
+    ("data.synthesize.num_videos=0", "data.synthesize.num_videos must be >= 1"),
+    ("data.synthesize.resolution=[80, 64]", "resolution needs"),
+    ("data.synthesize.frames=3", "data.synthesize"),
 ])
 def test_bad_values_are_config_errors_naming_the_key(override, message):
     with pytest.raises(ConfigError, match=message):

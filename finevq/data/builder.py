@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 CONFIG_NAMES = ("scores", "qa")
 MISSING_POLICIES = ("skip", "error", "keep")
-_FORMAT_VERSION = "1.0.0"  # bump when rows change for the same inputs, so old caches are not reused
+_FORMAT_VERSION = "1.1.0"  # bump when rows change for the same inputs, so old caches are not reused
 _SPLIT_ORDER = ("train", "validation", "test")
 
 

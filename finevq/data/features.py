@@ -40,7 +40,8 @@ QA_FEATURES = Features(
     }
 )
 """One row per published question: `question_type` one of taxonomy.QUESTION_TYPES; `dimension` the rated
-dimension (score questions), `coarse_type` the type asked about (yes/no, which subtype); see
+dimension (score questions), `coarse_type` the type asked about (yes/no, which subtype; None for a
+which-subtype question whose options mix types, which is over all types); see
 `finevq.data.records.QuestionRecord` for the other fields."""
 
 CONVERSATION_FEATURES = Features(

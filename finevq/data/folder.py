@@ -3,6 +3,7 @@ completed and the level ranges decided; plain Python (the `datasets` builder liv
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,15 +13,16 @@ from finevq.data.paths import safe_relative_name
 from finevq.data.records import LabelSet, QuestionRecord, ScoreRecord, min_max_ranges
 from finevq.data.splits import complete_splits
 from finevq.errors import LabelError
-from finevq.taxonomy import DIMENSIONS, NO_DISTORTION
+from finevq.taxonomy import DIMENSIONS, NO_DISTORTION, coarse_type_of
+
+logger = logging.getLogger(__name__)
 
 META_FILE = "finevd.json"
 _LABEL_PATTERNS = ("*.jsonl", "*.csv", "*.tsv", "*.xlsx")
 
 
-def finevd_files(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
-    """The label files of a FineVD-format folder (or the given files), with `X.jsonl` left out when its
-    English twin `X_en.jsonl` is there too (the two carry the same labels, Chinese and English)."""
+def _given_files(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    """Every label file a source names: the files given, and the label files of the folders given."""
     sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
     files = []
     for item in map(Path, sources):
@@ -31,8 +33,40 @@ def finevd_files(source: str | os.PathLike | Sequence[str | os.PathLike]) -> lis
             files.append(item)
         else:
             raise LabelError(f"label source {item} does not exist")
-    stems = {path.stem for path in files}
-    return [path for path in files if f"{path.stem}_en" not in stems]
+    return files
+
+
+def label_files(source: str | os.PathLike | Sequence[str | os.PathLike]) -> tuple[list[Path], list[str]]:
+    """The label files to read from a FineVD-format folder (or the given files), and one sentence per
+    file left out: `X.jsonl` is left out when its English twin `X_en.jsonl` is there too (the two carry
+    the same labels, Chinese and English)."""
+    files = _given_files(source)
+    english = {(path.parent, path.stem): path for path in files}
+    skipped = {path: twin for path in files if (twin := english.get((path.parent, f"{path.stem}_en")))}
+    reasons = [
+        f"read {twin} and not {path}: they are the English and Chinese versions of the same questions, "
+        "reading both would count each question twice, and the model is asked in English "
+        "(a Chinese file is read when it is alone)"
+        for path, twin in skipped.items()
+    ]
+    return [path for path in files if path not in skipped], reasons
+
+
+def finevd_files(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    """The label files `label_files` picks, each file it leaves out logged with the reason."""
+    files, reasons = label_files(source)
+    for reason in reasons:
+        logger.warning("%s", reason)
+    return files
+
+
+def _record_subtype(video: ScoreRecord, question: QuestionRecord) -> None:
+    """What a which-subtype answer says of the video: the answered subtype is present in its own coarse
+    type; "None" says that type is clean when the question is about one type, and nothing otherwise."""
+    if question.label != NO_DISTORTION:
+        video.subtypes.setdefault(coarse_type_of(question.label), question.label)
+    elif question.dimension:
+        video.subtypes.setdefault(question.dimension, NO_DISTORTION)
 
 
 def _merge_split(splits: dict[str, str | None], name: str, split: str | None, where: str) -> None:
@@ -88,8 +122,8 @@ def read_finevd(
         video = videos.setdefault(question.name, ScoreRecord(question.name))
         if question.question_type == "score" and question.mos is not None:
             video.mos.setdefault(question.dimension, question.mos)
-        elif question.question_type == "which_subtype" and question.dimension:
-            video.subtypes.setdefault(question.dimension, question.label)
+        elif question.question_type == "which_subtype":
+            _record_subtype(video, question)
         elif question.question_type == "yes_no" and question.label == "no":
             video.subtypes.setdefault(question.dimension, NO_DISTORTION)
 

@@ -109,10 +109,11 @@ def parse_question(
         letters, texts = [letter for letter, _ in options], [text for _, text in options]
         kind, labels = _option_labels(texts, where)
         label = labels[_answer_index(answer, letters, labels, kind, where)]
-        dimension = None
-        if kind == "subtype":
-            coarse = {coarse_type_of(x) for x in labels if x != NO_DISTORTION}
-            dimension = coarse.pop() if len(coarse) == 1 else dimension_mentioned(question)
+        # A which-subtype question is about one coarse type only when all its options are of that type;
+        # the published test file also mixes types (None / low saturation / other noise / ...), and
+        # such a question is over all types: its answer belongs to the answered subtype's own type.
+        coarse = {coarse_type_of(x) for x in labels if x != NO_DISTORTION} if kind == "subtype" else set()
+        dimension = coarse.pop() if len(coarse) == 1 else None
         return QuestionRecord("", f"which_{kind}", question, answer, label, dimension, texts, labels, mos)
     yes_no = answer.lower().strip(" .!。")
     if yes_no in _YES | _NO:

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from finevq.data.folder import META_FILE, finevd_files, read_finevd
+from finevq.data.folder import META_FILE, label_files, read_finevd
 from finevq.data.formats import is_conversation_file, read_conversation_file, read_finevd_meta, read_score_table
 from finevq.data.paths import resolve_video
 from finevq.errors import LabelError
@@ -33,7 +33,7 @@ def inspect_labels(
 
     Files that cannot be read (unknown labels, bad values) are listed under `errors` and left out of
     the counts. Missing videos are checked only when `video_root` is given."""
-    files = finevd_files(source)
+    files, skipped = label_files(source)
     errors, good = [], []
     for path in files:
         try:
@@ -42,7 +42,7 @@ def inspect_labels(
         except LabelError as error:
             errors.append(str(error))
     labels = read_finevd(good) if any(path.name != META_FILE for path in good) else None
-    summary = {"files": [str(path) for path in files], "errors": errors}
+    summary = {"files": [str(path) for path in files], "skipped_files": skipped, "errors": errors}
     if labels is None:
         return summary
     split_of = {record.name: record.split for record in labels.scores}
@@ -82,6 +82,7 @@ def inspect_labels(
 def format_summary(summary: dict) -> str:
     """The summary of `inspect_labels` as the text `finevq data inspect` prints."""
     lines = [f"files: {len(summary['files'])}"] + [f"  {path}" for path in summary["files"]]
+    lines += [f"  {sentence}" for sentence in summary["skipped_files"]]
     if "videos" in summary:
         videos = summary["videos"]
         lines.append(f"videos: {sum(videos.values())} (" + ", ".join(f"{s} {videos.get(s, 0)}" for s in _SPLITS) + ")")

@@ -36,7 +36,8 @@ class QuestionRecord:
     label: str
     """Canonical answer: "yes"/"no", a subtype, a dimension (or "good"), or a level."""
     dimension: str | None = None
-    """The dimension rated (score) or the coarse type asked about (yes/no, which subtype); else None."""
+    """The dimension rated (score) or the coarse type asked about (yes/no, which subtype); else None,
+    which a which-subtype question whose options mix coarse types also gets (it is over all types)."""
     options: list[str] = field(default_factory=list)
     """Option texts as published, in letter order (A, B, ...)."""
     option_labels: list[str] = field(default_factory=list)

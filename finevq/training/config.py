@@ -64,6 +64,31 @@ class ModelSection:
 
 
 @dataclass(kw_only=True)
+class SynthSection:
+    """A FineVD-Synth folder the run writes into `data.source` before reading its labels, with the
+    settings of `finevq synth`: a partly written folder is resumed and a complete one is used as it is,
+    so a recipe can start from nothing (the smoke recipe does)."""
+
+    num_videos: int
+    seed: int = 0
+    resolution: tuple[int, int] = (240, 480)
+    duration: tuple[float, float] = (2.0, 10.0)
+    max_frames: int | None = None
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        _require(self.num_videos >= 1, f"data.synthesize.num_videos must be >= 1, got {self.num_videos}")
+        _require(self.workers >= 1, f"data.synthesize.workers must be >= 1, got {self.workers}")
+        self.scene_options()
+
+    def scene_options(self):
+        from finevq.data.synth import SceneOptions
+
+        return SceneOptions(min_side=self.resolution[0], max_side=self.resolution[1], min_duration=self.duration[0],
+                            max_duration=self.duration[1], max_frames=self.max_frames)
+
+
+@dataclass(kw_only=True)
 class DataSection:
     """The FineVD-format label folder, the conversations made from it, and the loaders.
 
@@ -72,7 +97,8 @@ class DataSection:
     multiple-choice questions from the folder's published QA files as written, instead of generating
     them from the score table (score questions are always generated). num_frames overrides the processor's
     keyframe count. video_cache: folder of decoded, preprocessed video tensors reused across epochs
-    and runs (default `<output.dir>/video_cache`; "" disables it)."""
+    and runs (default `<output.dir>/video_cache`; "" disables it). synthesize: generate FineVD-Synth
+    into `source` first (see `SynthSection`)."""
 
     source: str
     video_root: str | None = None
@@ -87,6 +113,7 @@ class DataSection:
     num_workers: int = 2
     video_cache: str | None = None
     labels_cache: str | None = None
+    synthesize: SynthSection | None = None
 
     def __post_init__(self) -> None:
         _require(bool(self.source), "data.source must name a FineVD-format folder")

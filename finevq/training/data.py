@@ -27,6 +27,15 @@ from finevq.training.config import DataSection
 SPLITS = ("train", "validation", "test")
 
 
+def synthesize_source(data: DataSection, progress: bool = True) -> None:
+    """Generate (or finish) the FineVD-Synth folder `data.source` that `data.synthesize` describes."""
+    from finevq.data.synth import SynthConfig, generate
+
+    settings = data.synthesize
+    config = SynthConfig(num_videos=settings.num_videos, seed=settings.seed, scene=settings.scene_options())
+    generate(data.source, config, workers=settings.workers, progress=progress)
+
+
 def load_splits(data: DataSection) -> dict[str, datasets.Dataset]:
     """The conversation rows of each split of the FineVD-format folder `data.source`.
 
@@ -35,6 +44,11 @@ def load_splits(data: DataSection) -> dict[str, datasets.Dataset]:
     instead. `max_train_videos` keeps the first N training videos (in label order), for smoke runs."""
     options = {"video_root": data.video_root, "split_ratios": data.split_ratios, "split_seed": data.split_seed,
                "cache_dir": data.labels_cache}
+    if not os.path.exists(data.source):
+        raise LabelError(
+            f"data.source {data.source} does not exist: write it with `finevq synth --out {data.source} ...`, "
+            "point data.source at a FineVD-format folder, or let the run generate it (data.synthesize)"
+        )
     labels = load_finevd(data.source, "scores", **options)
     if "train" not in labels:
         raise LabelError(f"{data.source}: the labels have no training videos (splits: {', '.join(labels)})")

@@ -30,7 +30,14 @@ from finevq.training.checkpoints import (
     write_text_atomic,
 )
 from finevq.training.config import ExperimentConfig
-from finevq.training.data import ConversationDataset, ShardedOrder, VideoTensorCache, load_splits, weighted_indices
+from finevq.training.data import (
+    ConversationDataset,
+    ShardedOrder,
+    VideoTensorCache,
+    load_splits,
+    synthesize_source,
+    weighted_indices,
+)
 from finevq.modeling.evaluation import evaluate_videos, group_by_video
 from finevq.training.evaluation import metric_value
 from finevq.training.export import merge_model_folder, model_card, save_model_folder, write_model_card
@@ -182,7 +189,9 @@ class Trainer:
             self.output.mkdir(parents=True, exist_ok=True)
             recover_folder(self.best_dir)
             save_config(config, self.output / "config.yaml")
-        with accelerator.main_process_first():  # one process builds the labels cache, the others read it
+        with accelerator.main_process_first():  # one process writes the data and its labels cache, the others read them
+            if self.is_main and config.data.synthesize is not None:
+                synthesize_source(config.data)
             self.splits = load_splits(config.data)
         model, self.processor = prepare_model(config)
 

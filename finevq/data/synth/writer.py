@@ -142,6 +142,10 @@ def generate(out_dir: str | os.PathLike, config: SynthConfig, workers: int = 1, 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / CONFIG_FILE).exists():
+        # Writing here would overwrite the labels of whatever dataset the folder holds.
+        raise ConfigError(f"--out {out} is a folder with files that FineVD-Synth did not write "
+                          f"(no {CONFIG_FILE}); choose a new or empty folder")
     (out / "videos").mkdir(parents=True, exist_ok=True)
     (out / RECORDS_DIR).mkdir(exist_ok=True)
     _check_resumable(out, config)
