@@ -23,6 +23,9 @@ MIN_LOGISTIC_SAMPLES = 5
 
 QA_QUESTION_TYPES: tuple[str, ...] = tuple(q for q in taxonomy.QUESTION_TYPES if q != "score")
 
+_MIXED = "mixed"
+"""The which-subtype group of a "none" answer to a question over all coarse types."""
+
 
 def _paired(predicted: Iterable[float], true: Iterable[float], field: str) -> tuple[np.ndarray, np.ndarray]:
     """Predictions and truths as finite 1-D float arrays of equal length; errors name `field`."""
@@ -195,6 +198,19 @@ def correlation_report(predicted: Iterable[float], true: Iterable[float], field:
     return report
 
 
+def severity_report(predicted: Sequence[float], severity: Sequence[float], field: str = "severity") -> dict[str, Any]:
+    """How well predicted scores rank distortion severity, as a JSON-ready dict: `srcc` against the
+    negated severity over all videos (the clean ones tie at 0) and `srcc_distorted` over the videos the
+    distortion hits (severity > 0) only, with their counts; undefined values are None, `note` says why."""
+    x, s = _paired(predicted, severity, field)
+    hit = s > 0
+    report: dict[str, Any] = {"n": len(x), "srcc": _json_number(srcc(x, -s, field)),
+                              "n_distorted": int(hit.sum()), "srcc_distorted": _json_number(srcc(x[hit], -s[hit], field))}
+    reasons = {name: why_undefined(a, b) for name, (a, b) in (("srcc", (x, s)), ("srcc_distorted", (x[hit], s[hit])))}
+    report["note"] = "; ".join(f"{name}: {reason}" for name, reason in reasons.items() if reason) or None
+    return report
+
+
 def accuracy_report(predicted: Sequence[Hashable], true: Sequence[Hashable], field: str = "answers") -> dict:
     """n and accuracy as a JSON-ready dict (accuracy None when there are no items)."""
     return {"n": len(true), "accuracy": _json_number(accuracy(predicted, true, field))}
@@ -206,7 +222,9 @@ class ScoreRecord:
 
     `score` is the score head's output on the MOS scale, `level_score` the level-probability (Q-Align)
     score in [0, 1], `level` the predicted level word; any may be None when the model lacks it.
-    `true_level` is the level of `true_mos`; when None it is binned from the report's `mos_range`."""
+    `true_level` is the level of `true_mos`; when None it is binned from the report's `mos_range`.
+    `severity` is how strongly the video's distortions hit this (coarse) dimension, 0 when clean, where
+    the labels know it (FineVD-Synth): it ranks videos without the clean scores' natural spread."""
 
     video: str
     dimension: str
@@ -215,6 +233,7 @@ class ScoreRecord:
     level_score: float | None = None
     level: str | None = None
     true_level: str | None = None
+    severity: float | None = None
 
 
 @dataclass(frozen=True)
@@ -309,10 +328,12 @@ def build_report(scores: Iterable[ScoreRecord | Mapping] = (), qa: Iterable[QARe
 
     Always `n_videos` (videos with score records); then the sections that have predictions:
     `score_head` and `level_score` per dimension (`correlation_report`; RMSE for the score head only,
-    the level score being on [0, 1]); `level_accuracy` per dimension and `all` (predicted level vs the
+    the level score being on [0, 1]); `severity` per coarse dimension whose records carry a severity
+    (`severity_report` of the score head); `level_accuracy` per dimension and `all` (predicted level vs the
     level of the true MOS, from `true_level` or binned over `mos_range`: one (low, high) or one per
-    dimension); `yes_no_accuracy` per coarse type and `all`; `which_subtype_accuracy`;
-    `which_dimension_accuracy`. Records may be dataclasses or mappings with the same keys (e.g. read
+    dimension); `yes_no_accuracy` per coarse type and `all`; `which_subtype_accuracy` per coarse type
+    (the type asked about, else the type of the true subtype; `mixed` for a "none" answer to a question
+    over all types) and `all`; `which_dimension_accuracy`. Records may be dataclasses or mappings with the same keys (e.g. read
     back from JSON). Select a metric by path, e.g. `report["score_head"]["overall"]["srcc"]`."""
     return {**_score_sections(scores, mos_range), **_qa_sections(qa)}
 
@@ -327,12 +348,15 @@ def _score_sections(scores: Iterable[ScoreRecord | Mapping], mos_range: Any) -> 
         if (record.video, dimension) in seen:
             raise LabelError(f"{what}: duplicate record for this video and dimension")
         seen.add((record.video, dimension))
-        columns = by_dimension.setdefault(dimension, {k: [] for k in ("score", "level_score", "level")})
+        columns = by_dimension.setdefault(dimension, {k: [] for k in ("score", "level_score", "level", "severity")})
         true_mos = _finite_or_none(record, "true_mos", what)
         for name in ("score", "level_score"):
             predicted = _finite_or_none(record, name, what)
             if predicted is not None:
                 columns[name].append((predicted, true_mos))
+        severity, score = _finite_or_none(record, "severity", what), _finite_or_none(record, "score", what)
+        if severity is not None and score is not None and dimension in taxonomy.COARSE_TYPES:
+            columns["severity"].append((score, severity))
         if record.level is not None:
             true_level = _true_level(record, dimension, mos_range, what)
             columns["level"].append((str(record.level).strip().lower(), true_level))
@@ -344,6 +368,10 @@ def _score_sections(scores: Iterable[ScoreRecord | Mapping], mos_range: Any) -> 
                 for d in dimensions if by_dimension[d][column]}
         if rows:
             report[section] = rows
+    severity = {d: severity_report(*zip(*by_dimension[d]["severity"]), field=f"severity[{d}]")
+                for d in dimensions if by_dimension[d]["severity"]}
+    if severity:
+        report["severity"] = severity
     level_pairs = {d: by_dimension[d]["level"] for d in dimensions if by_dimension[d]["level"]}
     if level_pairs:
         report["level_accuracy"] = _accuracy_by_group(level_pairs, "level_accuracy")
@@ -359,25 +387,27 @@ def _qa_sections(qa: Iterable[QARecord | Mapping]) -> dict[str, Any]:
             raise LabelError(f"QARecord {index}: question_type {record.question_type!r} is not one of "
                              f"{', '.join(QA_QUESTION_TYPES)}")
         group = "all"
-        if question_type == "yes_no":
-            if record.coarse_type is None:
-                raise LabelError(f"QARecord {index}: a yes_no question needs its coarse_type")
+        if question_type == "yes_no" and record.coarse_type is None:
+            raise LabelError(f"QARecord {index}: a yes_no question needs its coarse_type")
+        if record.coarse_type is not None:
             group = _dimension_of(record.coarse_type, taxonomy.COARSE_TYPES, f"QARecord {index} coarse_type")
         canonicalise = _ANSWER_CANONICALISERS[question_type]
         try:
             true = canonicalise(record.true)
         except LabelError as error:
             raise LabelError(f"QARecord {index} (video {record.video!r}) true answer: {error}") from error
+        if question_type == "which_subtype" and record.coarse_type is None:
+            group = _MIXED if true == taxonomy.NO_DISTORTION else taxonomy.coarse_type_of(true)
         answers[question_type].setdefault(group, []).append((_canonical(canonicalise, record.predicted), true))
 
     report: dict[str, Any] = {}
-    if answers["yes_no"]:
-        types = {t: answers["yes_no"][t] for t in taxonomy.COARSE_TYPES if t in answers["yes_no"]}
-        report["yes_no_accuracy"] = _accuracy_by_group(types, "yes_no_accuracy")
-    for question_type in ("which_subtype", "which_dimension"):
+    for question_type in ("yes_no", "which_subtype"):
         if answers[question_type]:
-            pairs = answers[question_type]["all"]
-            report[f"{question_type}_accuracy"] = accuracy_report(*zip(*pairs), field=question_type)
+            groups = {t: answers[question_type][t] for t in (*taxonomy.COARSE_TYPES, _MIXED) if t in answers[question_type]}
+            report[f"{question_type}_accuracy"] = _accuracy_by_group(groups, f"{question_type}_accuracy")
+    if answers["which_dimension"]:
+        pairs = answers["which_dimension"]["all"]
+        report["which_dimension_accuracy"] = accuracy_report(*zip(*pairs), field="which_dimension")
     return report
 
 
@@ -390,12 +420,15 @@ def _accuracy_by_group(pairs: Mapping[str, list[tuple[str, str]]], field: str) -
 _CORRELATION_COLUMNS = (("n", "n"), ("srcc", "SRCC"), ("krcc", "KRCC"), ("plcc_raw", "PLCC raw"),
                         ("plcc_logistic", "PLCC logistic"), ("rmse", "RMSE"))
 _ACCURACY_COLUMNS = (("n", "n"), ("accuracy", "accuracy"))
+_SEVERITY_COLUMNS = (("n", "n"), ("srcc", "SRCC vs -severity"), ("n_distorted", "n distorted"),
+                     ("srcc_distorted", "SRCC distorted only"))
 _SECTIONS = {
     "score_head": ("Score head (predicted MOS)", _CORRELATION_COLUMNS),
     "level_score": ("Level-probability score (Q-Align, 0-1)", _CORRELATION_COLUMNS[:-1]),
+    "severity": ("Score head vs distortion severity (clean = 0)", _SEVERITY_COLUMNS),
     "level_accuracy": ("Level accuracy (predicted level vs level of true MOS)", _ACCURACY_COLUMNS),
     "yes_no_accuracy": ("Yes/no accuracy per coarse type", _ACCURACY_COLUMNS),
-    "which_subtype_accuracy": ("Which-subtype accuracy", _ACCURACY_COLUMNS),
+    "which_subtype_accuracy": ("Which-subtype accuracy per coarse type", _ACCURACY_COLUMNS),
     "which_dimension_accuracy": ("Which-dimension accuracy", _ACCURACY_COLUMNS),
 }
 
@@ -417,7 +450,8 @@ def format_report(report: Mapping[str, Any]) -> str:
             if row.get("note"):
                 notes.append(f"[{len(notes) + 1}] {section} {group}: {row['note']}")
                 mark = f" [{len(notes)}]"
-            cells = ["n/a" if row[k] is None else (str(row[k]) if k == "n" else f"{row[k]:.4f}") for k, _ in columns]
+            cells = ["n/a" if row[k] is None else (str(row[k]) if k.startswith("n") else f"{row[k]:.4f}")
+                     for k, _ in columns]
             lines.append([group + mark] + cells)
         widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
         blocks.append("\n".join(

@@ -36,7 +36,10 @@ def test_eval_prints_and_writes_the_recipe_report(model_folder, synth, tmp_path,
         assert row["n"] == videos and -1 <= row["srcc"] <= 1 and -1 <= row["plcc_raw"] <= 1
     assert list(report["yes_no_accuracy"]) == [*COARSE_TYPES, "all"]
     assert report["yes_no_accuracy"]["all"]["n"] == len(COARSE_TYPES) * videos
-    assert report["which_subtype_accuracy"]["n"] == len(COARSE_TYPES) * videos
+    assert report["which_subtype_accuracy"]["all"]["n"] == len(COARSE_TYPES) * videos
+    assert set(report["which_subtype_accuracy"]) == {*COARSE_TYPES, "all"}
+    assert list(report["severity"]) == list(COARSE_TYPES)
+    assert all(report["severity"][c]["n"] == videos for c in COARSE_TYPES)
     assert report["which_dimension_accuracy"]["n"] == videos
     assert report["level_accuracy"]["all"]["n"] == len(DIMENSIONS) * videos
     assert capsys.readouterr().out == format_report(report)  # what it prints is the report it wrote
@@ -50,7 +53,7 @@ def test_eval_with_the_published_questions_of_the_folder(model_folder, synth, tm
     published = load_finevd(synth, "qa", cache_dir=tmp_path / "cache")["train"]
     yes_no = [row for row in published if row["question_type"] == "yes_no"]
     assert report["yes_no_accuracy"]["all"]["n"] == len(yes_no) > 0
-    assert report["which_subtype_accuracy"]["n"] == sum(r["question_type"] == "which_subtype" for r in published)
+    assert report["which_subtype_accuracy"]["all"]["n"] == sum(r["question_type"] == "which_subtype" for r in published)
     assert list(report["score_head"]) == list(DIMENSIONS)
 
 

@@ -193,6 +193,23 @@ def test_report_accepts_mappings_like_dataclasses():
     assert metrics.build_report(as_dicts, mos_range=(0, 100)) == metrics.build_report(records, mos_range=(0, 100))
 
 
+def test_severity_section_ranks_scores_against_negated_severity_over_all_and_distorted_only():
+    severities = [0.0, 0.0, 0.0, 0.2, 0.5, 0.9]
+    scores = [80.0, 85.0, 82.0, 70.0, 60.0, 65.0]  # clean ones on top; among the distorted one swap
+    records = [ScoreRecord(f"v{i}", "noise", true_mos=s, score=s, severity=v)
+               for i, (s, v) in enumerate(zip(scores, severities))]
+    records += [ScoreRecord(f"v{i}", "overall", true_mos=s, score=s, severity=0.0) for i, s in enumerate(scores)]
+    report = metrics.build_report(records)
+    row = report["severity"]["noise"]
+    assert row["srcc"] == pytest.approx(stats.spearmanr(scores, [-v for v in severities]).statistic)
+    assert row["n_distorted"] == 3 and row["srcc_distorted"] == pytest.approx(0.5)
+    assert list(report["severity"]) == ["noise"]  # overall is not a distortion dimension
+    assert "Score head vs distortion severity" in metrics.format_report(report)
+    clean = metrics.build_report([ScoreRecord(f"c{i}", "blur", 50.0, score=50.0 + i, severity=0.0) for i in range(4)])
+    assert clean["severity"]["blur"]["srcc"] is None and clean["severity"]["blur"]["n_distorted"] == 0
+    assert "constant true values" in clean["severity"]["blur"]["note"]
+
+
 def test_report_qa_accuracies_with_published_spellings():
     qa = [
         QARecord("yes_no", "Yes.", "Yes", coarse_type="noise"),
@@ -202,13 +219,17 @@ def test_report_qa_accuracies_with_published_spellings():
         QARecord("which_subtype", "gussian noise", "Gaussian noise"),
         QARecord("which_subtype", "sqaure artifact", "block artifact"),
         QARecord("which_subtype", "B", "none"),
+        QARecord("which_subtype", "none", "none", coarse_type="blur"),
+        QARecord("which_subtype", "motion blur", "motion blur", coarse_type="blur"),
         QARecord("which_dimension", "Video quality is good", "good"),
         QARecord("which_dimension", "Blur", "Colour"),
     ]
     report = metrics.build_report(qa=qa)
     assert report["yes_no_accuracy"] == {
         "noise": {"n": 2, "accuracy": 0.5}, "temporal": {"n": 2, "accuracy": 0.5}, "all": {"n": 4, "accuracy": 0.5}}
-    assert report["which_subtype_accuracy"] == {"n": 3, "accuracy": pytest.approx(2 / 3)}
+    assert report["which_subtype_accuracy"] == {  # by the type asked about, else the true subtype's type
+        "noise": {"n": 1, "accuracy": 1.0}, "artifact": {"n": 1, "accuracy": 1.0}, "blur": {"n": 2, "accuracy": 1.0},
+        "mixed": {"n": 1, "accuracy": 0.0}, "all": {"n": 5, "accuracy": pytest.approx(4 / 5)}}
     assert report["which_dimension_accuracy"] == {"n": 2, "accuracy": 0.5}
     assert "score_head" not in report and report["n_videos"] == 0
 

@@ -14,6 +14,7 @@ from PIL import Image
 from finevq.cli import main
 from finevq.data.synth import SceneOptions, SynthConfig, generate
 from finevq.data.synth.codec import decode_bytes
+from finevq.data.synth.labels import IMPACT
 from finevq.errors import ConfigError
 from finevq.taxonomy import COARSE_TYPES, LEVELS, QUESTION_TYPES, mos_to_level
 
@@ -114,6 +115,11 @@ def test_load_finevd_reads_the_folder_unchanged(folder):
             assert abs(row["mos_overall"] - record["scores"]["overall"]) < 1e-2
             assert LEVELS[row["level_overall"]] == record["levels"]["overall"]
             assert all(row[f"subtype_{c}"] == record["subtypes"][c] for c in COARSE_TYPES)
+            for coarse in COARSE_TYPES:  # severity 0 exactly where no distortion touches the dimension
+                touched = any(coarse in IMPACT[d["subtype"]] for d in record["distortions"])
+                assert (row[f"severity_{coarse}"] > 0) == touched
+                lost = 1 - record["scores"][coarse] / record["clean_scores"][coarse]
+                assert row[f"severity_{coarse}"] == pytest.approx(lost, abs=2e-4)
     qa = load_finevd(folder, config="qa", cache_dir=tempfile.mkdtemp())
     types = {row["question_type"] for split in qa for row in qa[split]}
     assert types == set(QUESTION_TYPES) - {"score"}, "yes/no, which-subtype and which-dimension questions"

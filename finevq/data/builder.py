@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 CONFIG_NAMES = ("scores", "qa")
 MISSING_POLICIES = ("skip", "error", "keep")
-_FORMAT_VERSION = "1.1.0"  # bump when rows change for the same inputs, so old caches are not reused
+_FORMAT_VERSION = "1.2.0"  # bump when rows change for the same inputs, so old caches are not reused
 _SPLIT_ORDER = ("train", "validation", "test")
 
 
@@ -108,6 +108,7 @@ class LabelBuilder(datasets.GeneratorBasedBuilder):
             row[f"level_{dimension}"] = mos_to_level(mos, *level_range) if mos is not None and level_range else None
         for coarse in COARSE_TYPES:
             row[f"subtype_{coarse}"] = record.subtypes.get(coarse)
+            row[f"severity_{coarse}"] = record.severities.get(coarse)
         row["level_ranges"] = {d: list(level_ranges[d]) if d in level_ranges else None for d in DIMENSIONS}
         return row
 

@@ -19,11 +19,13 @@ SCORES_FEATURES = Features(
         **{f"mos_{dimension}": Value("float64") for dimension in DIMENSIONS},
         **{f"level_{dimension}": ClassLabel(names=list(LEVELS)) for dimension in DIMENSIONS},
         **{f"subtype_{coarse}": Value("string") for coarse in COARSE_TYPES},
+        **{f"severity_{coarse}": Value("float64") for coarse in COARSE_TYPES},
         "level_ranges": {dimension: List(Value("float64"), length=2) for dimension in DIMENSIONS},
     }
 )
 """One row per video: MOS and level per dimension (None where unrated), the canonical subtype present per
-coarse type ("none", or None where unknown), and the [low, high] MOS range each dimension's levels bin."""
+coarse type ("none", or None where unknown), the distortion severity per coarse type (0 clean; None
+where the labels do not state it: only FineVD-Synth does), and the [low, high] MOS range each dimension's levels bin."""
 
 QA_FEATURES = Features(
     {
@@ -51,6 +53,7 @@ CONVERSATION_FEATURES = Features(
         "question_type": Value("string"),
         "dimension": Value("string"),
         "mos": Value("float64"),
+        "severity": Value("float64"),
         "level": Value("string"),
         "coarse_type": Value("string"),
         "label": Value("string"),

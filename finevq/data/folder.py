@@ -109,6 +109,7 @@ def read_finevd(
         video = videos.setdefault(record.name, ScoreRecord(record.name))
         video.mos.update(record.mos)
         video.subtypes.update(record.subtypes)
+        video.severities.update(record.severities)
     seen_questions = set()
     unique_questions = []
     for question in questions:

@@ -224,7 +224,8 @@ def _distortion_cells(row: dict, per_type: dict[str, str], list_column: str | No
 
 def read_score_table(path: str | Path, sheet: str | None = None) -> list[ScoreRecord]:
     """Per-video records of a plain score table (CSV/TSV/JSONL/xlsx): a video column, one MOS column per
-    dimension (a lone `mos` column is the overall one), optional `split` and subtype columns."""
+    dimension (a lone `mos` column is the overall one), optional `split`, subtype and `severity_<type>`
+    columns."""
     path = Path(path)
     rows = read_table(path, sheet)
     if not rows:
@@ -243,6 +244,9 @@ def read_score_table(path: str | Path, sheet: str | None = None) -> list[ScoreRe
             f"({', '.join(DIMENSIONS)}); found columns {list(rows[0])}"
         )
     distortion_columns = _distortion_columns(rows[0])
+    severity_columns = {
+        coarse: column for coarse in COARSE_TYPES if (column := find_column(rows[0], f"severity_{coarse}")) is not None
+    }
     parsed = [_distortion_cells(row, *distortion_columns) for row in rows]
     unknown = sorted({raw for _, row_unknown in parsed for raw in row_unknown})
     if unknown:
@@ -254,6 +258,7 @@ def read_score_table(path: str | Path, sheet: str | None = None) -> list[ScoreRe
         if is_blank(row.get(video_column)):
             raise LabelError(f"{where}: empty video name")
         mos = {d: parse_float(row.get(c), f"{where} column {c!r}") for d, c in dimension_columns.items()}
+        severities = {d: parse_float(row.get(c), f"{where} column {c!r}") for d, c in severity_columns.items()}
         split = row.get(split_column) if split_column else None
         records.append(
             ScoreRecord(
@@ -261,6 +266,7 @@ def read_score_table(path: str | Path, sheet: str | None = None) -> list[ScoreRe
                 split=None if is_blank(split) else canonical_split(str(split)),
                 mos={d: value for d, value in mos.items() if value is not None},
                 subtypes={coarse: _subtype_of(coarse, raw, where) for coarse, raw in cells.items()},
+                severities={d: value for d, value in severities.items() if value is not None},
             )
         )
     return records

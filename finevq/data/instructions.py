@@ -11,6 +11,8 @@ Each conversation row (features `finevq.data.features.CONVERSATION_FEATURES`) is
     question_type  "score" | "yes_no" | "which_subtype" | "which_dimension" (taxonomy.QUESTION_TYPES) | "describe"
     dimension      score: the dimension rated (one of DIMENSIONS); otherwise None
     mos            score: that dimension's MOS (the score head's target, raw scale); otherwise None
+    severity       score of a coarse dimension: its distortion severity where the labels state it (0
+                   clean; FineVD-Synth), used only by evaluation; otherwise None
     level          score: that dimension's level; describe: the overall level; otherwise None
     coarse_type    yes_no / which_subtype: the coarse distortion type asked about; otherwise None
     label          the canonical answer: a level word (score, describe), "yes"/"no", a subtype or "none",
@@ -111,6 +113,7 @@ def _conversation(row: dict, question: str, answer: str, question_type: str, lab
         "question_type": question_type,
         "dimension": fields.get("dimension"),
         "mos": fields.get("mos"),
+        "severity": fields.get("severity"),
         "level": fields.get("level"),
         "coarse_type": fields.get("coarse_type"),
         "label": label,
@@ -173,8 +176,9 @@ def conversations_from_score_row(
         if "score" in wanted and level is not None:
             question = rng.choice(SCORE_QUESTIONS).format(aspect=aspect(dimension))
             answer = rng.choice(SCORE_ANSWERS).format(aspect=aspect(dimension), level=level)
-            mos = row.get(f"mos_{dimension}")
-            out.append(_conversation(row, question, answer, "score", level, dimension=dimension, mos=mos, level=level))
+            mos, severity = row.get(f"mos_{dimension}"), row.get(f"severity_{dimension}")
+            out.append(_conversation(row, question, answer, "score", level, dimension=dimension, mos=mos,
+                                     severity=severity, level=level))
     for coarse in COARSE_TYPES:
         subtype = row.get(f"subtype_{coarse}")
         if subtype is None:

@@ -18,6 +18,9 @@ class ScoreRecord:
     """Dimension -> MOS, only the rated dimensions."""
     subtypes: dict[str, str] = field(default_factory=dict)
     """Coarse type -> canonical subtype present in the video, or "none"; only the known ones."""
+    severities: dict[str, float] = field(default_factory=dict)
+    """Coarse type -> how much of that dimension the distortions take off (0 clean), where a table
+    states it (FineVD-Synth does; real datasets do not)."""
     alternatives: tuple[str, ...] = ()
     """Other names the video may have on disk (legacy names, other containers); the first existing wins."""
 

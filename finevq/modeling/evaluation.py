@@ -18,11 +18,12 @@ YES_NO = ("Yes", "No")
 
 @dataclass
 class VideoQuestions:
-    """What one video is asked: its rated dimensions (with MOS and level) and its QA rows."""
+    """What one video is asked: its rated dimensions (with MOS, level and distortion severity, None
+    where unknown) and its QA rows."""
 
     video: str
     path: str
-    ratings: dict[str, tuple[float, str]] = field(default_factory=dict)
+    ratings: dict[str, tuple[float, str, float | None]] = field(default_factory=dict)
     questions: list[dict] = field(default_factory=list)
 
 
@@ -37,7 +38,7 @@ def group_by_video(rows: Iterable[dict], dimensions: Sequence[str],
                 continue
             videos[name] = VideoQuestions(name, row["video"]["path"])
         if row["question_type"] == "score" and row["dimension"] in dimensions and row["mos"] is not None:
-            videos[name].ratings[row["dimension"]] = (float(row["mos"]), row["level"])
+            videos[name].ratings[row["dimension"]] = (float(row["mos"]), row["level"], row.get("severity"))
         elif row["question_type"] in QA_QUESTION_TYPES:
             videos[name].questions.append(row)
     return list(videos.values())
@@ -61,10 +62,11 @@ def evaluate_videos(model, processor, videos: Sequence[VideoQuestions], progress
         encoded = encode_video(model, processor, item.path)
         if item.ratings:
             for dimension, result in score_dimensions(model, processor, encoded, list(item.ratings)).items():
-                true_mos, true_level = item.ratings[dimension]
+                true_mos, true_level, severity = item.ratings[dimension]
                 scores.append(ScoreRecord(
                     video=item.video, dimension=dimension, true_mos=true_mos, score=result.score,
                     level_score=(result.level_score - low) / (high - low), level=result.level, true_level=true_level,
+                    severity=severity,
                 ))
         if item.questions:
             options = [_options(row) for row in item.questions]

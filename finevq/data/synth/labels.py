@@ -86,6 +86,17 @@ def dimension_scores(clean: dict[str, float], distortions: list[tuple[str, float
     return {dimension: round(float(score), 3) for dimension, score in scores.items()}
 
 
+def dimension_severities(distortions: list[tuple[str, float]]) -> dict[str, float]:
+    """Per coarse dimension, the share of its clean score the distortions take off: 1 - prod over
+    distortions k of (1 - IMPACT[k][d] * severity_k); exactly 0 for a dimension no distortion touches.
+    It depends on the distortions alone, so unlike the scores it has no clean spread to cap a ranking."""
+    kept = dict.fromkeys(COARSE_TYPES, 1.0)
+    for subtype, severity in distortions:
+        for dimension, weight in IMPACT[subtype].items():
+            kept[dimension] *= 1.0 - weight * float(np.clip(severity, 0.0, 1.0))
+    return {dimension: round(1.0 - share, 4) for dimension, share in kept.items()}
+
+
 def label_video(clean: dict[str, float], distortions: list[tuple[str, float]]) -> VideoLabels:
     """Scores, levels (five bins over `SCORE_RANGE`), dominant subtype per coarse type (the present
     subtype of that type that takes the most off its dimension, else none), the worst dimension (the

@@ -22,7 +22,13 @@ from finevq.data.synth.distortions import (
     apply_distortions,
     sample_distortions,
 )
-from finevq.data.synth.labels import SCORE_RANGE, clean_scores, describe_label_function, label_video
+from finevq.data.synth.labels import (
+    SCORE_RANGE,
+    clean_scores,
+    describe_label_function,
+    dimension_severities,
+    label_video,
+)
 from finevq.errors import ConfigError
 from finevq.taxonomy import COARSE_TYPES, DIMENSIONS, NO_DISTORTION, SPECIFIC_SUBTYPES, WORST_DIMENSION_GOOD
 
@@ -219,16 +225,19 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 def write_annotations(out_dir: Path, records: list[dict], config: SynthConfig) -> None:
     """scores.csv, yesno/abcd/abcd2 files per split, finevd.json and README.md from the records."""
-    columns = ["video", "split", *DIMENSIONS, *(f"subtype_{c}" for c in COARSE_TYPES), "content",
-               "worst_dimension", "severities"]
+    columns = ["video", "split", *DIMENSIONS, *(f"subtype_{c}" for c in COARSE_TYPES),
+               *(f"severity_{c}" for c in COARSE_TYPES), "content", "worst_dimension", "severities"]
     temporary = out_dir / ".scores.csv.partial"
     with temporary.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
         for record in records:
-            severities = ";".join(f"{d['subtype']}:{d['severity']:.2f}" for d in record["distortions"])
+            applied = [(d["subtype"], d["severity"]) for d in record["distortions"]]
+            severities = ";".join(f"{subtype}:{severity:.2f}" for subtype, severity in applied)
+            per_dimension = dimension_severities(applied)
             writer.writerow([record["video"], record["split"], *(f"{record['scores'][d]:.3f}" for d in DIMENSIONS),
-                             *(record["subtypes"][c] for c in COARSE_TYPES), record["content"],
+                             *(record["subtypes"][c] for c in COARSE_TYPES),
+                             *(f"{per_dimension[c]:.4f}" for c in COARSE_TYPES), record["content"],
                              record["worst_dimension"], severities])
     os.replace(temporary, out_dir / "scores.csv")
     for split in SPLITS:
@@ -305,6 +314,7 @@ presets and GOPs, block sizes, waveforms). Occurrences in this folder:
 
 {describe_label_function()}
 `scores.csv` has one row per video: video, split, the six scores, `subtype_<type>` per coarse type,
-and the extra columns `content`, `worst_dimension`, `severities` (subtype:severity of each distortion). The QA files
+`severity_<type>` per coarse type (the share of that dimension's clean score the distortions take off,
+0 when none touches it: it ranks videos without the clean spread), and the extra columns `content`, `worst_dimension`, `severities` (subtype:severity of each distortion). The QA files
 (`yesno_*`, `abcd_*_en`, `abcd2_*`) follow the published conversation format.
 """
