@@ -123,9 +123,7 @@ def _run_synth(args: argparse.Namespace) -> int:
     if args.preview:
         print(f"wrote {write_preview(args.preview, seed=args.seed)}")
     if args.out:
-        scene = SceneOptions(min_side=args.resolution[0], max_side=args.resolution[1], min_fps=args.fps[0],
-                             max_fps=args.fps[1], min_duration=args.duration[0], max_duration=args.duration[1],
-                             max_frames=args.max_frames)
+        scene = SceneOptions.from_ranges(args.resolution, args.fps, args.duration, args.max_frames)
         chosen = {} if args.clean_share is None else {"clean_share": args.clean_share}
         config = SynthConfig(num_videos=args.num_videos, seed=args.seed, scene=scene, **chosen)
         records = generate(args.out, config, workers=args.workers)

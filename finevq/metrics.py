@@ -350,13 +350,13 @@ def _score_sections(scores: Iterable[ScoreRecord | Mapping], mos_range: Any) -> 
         seen.add((record.video, dimension))
         columns = by_dimension.setdefault(dimension, {k: [] for k in ("score", "level_score", "level", "severity")})
         true_mos = _finite_or_none(record, "true_mos", what)
-        for name in ("score", "level_score"):
-            predicted = _finite_or_none(record, name, what)
-            if predicted is not None:
-                columns[name].append((predicted, true_mos))
-        severity, score = _finite_or_none(record, "severity", what), _finite_or_none(record, "score", what)
-        if severity is not None and score is not None and dimension in taxonomy.COARSE_TYPES:
-            columns["severity"].append((score, severity))
+        predicted = {name: _finite_or_none(record, name, what) for name in ("score", "level_score")}
+        for name, value in predicted.items():
+            if value is not None:
+                columns[name].append((value, true_mos))
+        severity = _finite_or_none(record, "severity", what)
+        if severity is not None and predicted["score"] is not None and dimension in taxonomy.COARSE_TYPES:
+            columns["severity"].append((predicted["score"], severity))
         if record.level is not None:
             true_level = _true_level(record, dimension, mos_range, what)
             columns["level"].append((str(record.level).strip().lower(), true_level))
@@ -386,18 +386,14 @@ def _qa_sections(qa: Iterable[QARecord | Mapping]) -> dict[str, Any]:
         if question_type not in QA_QUESTION_TYPES:
             raise LabelError(f"QARecord {index}: question_type {record.question_type!r} is not one of "
                              f"{', '.join(QA_QUESTION_TYPES)}")
-        group = "all"
         if question_type == "yes_no" and record.coarse_type is None:
             raise LabelError(f"QARecord {index}: a yes_no question needs its coarse_type")
-        if record.coarse_type is not None:
-            group = _dimension_of(record.coarse_type, taxonomy.COARSE_TYPES, f"QARecord {index} coarse_type")
         canonicalise = _ANSWER_CANONICALISERS[question_type]
         try:
             true = canonicalise(record.true)
         except LabelError as error:
             raise LabelError(f"QARecord {index} (video {record.video!r}) true answer: {error}") from error
-        if question_type == "which_subtype" and record.coarse_type is None:
-            group = _MIXED if true == taxonomy.NO_DISTORTION else taxonomy.coarse_type_of(true)
+        group = _qa_group(question_type, record.coarse_type, true, index)
         answers[question_type].setdefault(group, []).append((_canonical(canonicalise, record.predicted), true))
 
     report: dict[str, Any] = {}
@@ -411,6 +407,16 @@ def _qa_sections(qa: Iterable[QARecord | Mapping]) -> dict[str, Any]:
     return report
 
 
+def _qa_group(question_type: str, coarse_type: str | None, true: str, index: int) -> str:
+    """The accuracy group of an answered question: yes/no and which-subtype by the coarse type asked
+    about, a which-subtype question over all types by its true subtype's type (`_MIXED` for "none")."""
+    if question_type == "which_dimension":
+        return "all"
+    if coarse_type is not None:
+        return _dimension_of(coarse_type, taxonomy.COARSE_TYPES, f"QARecord {index} coarse_type")
+    return _MIXED if true == taxonomy.NO_DISTORTION else taxonomy.coarse_type_of(true)
+
+
 def _accuracy_by_group(pairs: Mapping[str, list[tuple[str, str]]], field: str) -> dict[str, dict]:
     groups = {g: accuracy_report(*zip(*p), field=f"{field}[{g}]") for g, p in pairs.items()}
     groups["all"] = accuracy_report(*zip(*(pair for p in pairs.values() for pair in p)), field=field)
@@ -420,6 +426,7 @@ def _accuracy_by_group(pairs: Mapping[str, list[tuple[str, str]]], field: str) -
 _CORRELATION_COLUMNS = (("n", "n"), ("srcc", "SRCC"), ("krcc", "KRCC"), ("plcc_raw", "PLCC raw"),
                         ("plcc_logistic", "PLCC logistic"), ("rmse", "RMSE"))
 _ACCURACY_COLUMNS = (("n", "n"), ("accuracy", "accuracy"))
+_COUNT_COLUMNS = {"n", "n_distorted"}
 _SEVERITY_COLUMNS = (("n", "n"), ("srcc", "SRCC vs -severity"), ("n_distorted", "n distorted"),
                      ("srcc_distorted", "SRCC distorted only"))
 _SECTIONS = {
@@ -450,7 +457,7 @@ def format_report(report: Mapping[str, Any]) -> str:
             if row.get("note"):
                 notes.append(f"[{len(notes) + 1}] {section} {group}: {row['note']}")
                 mark = f" [{len(notes)}]"
-            cells = ["n/a" if row[k] is None else (str(row[k]) if k.startswith("n") else f"{row[k]:.4f}")
+            cells = ["n/a" if row[k] is None else (str(row[k]) if k in _COUNT_COLUMNS else f"{row[k]:.4f}")
                      for k, _ in columns]
             lines.append([group + mark] + cells)
         widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]

@@ -84,8 +84,7 @@ class SynthSection:
     def scene_options(self):
         from finevq.data.synth import SceneOptions
 
-        return SceneOptions(min_side=self.resolution[0], max_side=self.resolution[1], min_duration=self.duration[0],
-                            max_duration=self.duration[1], max_frames=self.max_frames)
+        return SceneOptions.from_ranges(resolution=self.resolution, duration=self.duration, max_frames=self.max_frames)
 
 
 @dataclass(kw_only=True)

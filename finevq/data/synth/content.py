@@ -76,6 +76,15 @@ class SceneOptions:
         if not 0 <= self.procedural_share <= 1:
             raise ConfigError(f"procedural_share must be in [0, 1], got {self.procedural_share}")
 
+    @classmethod
+    def from_ranges(cls, resolution: tuple[int, int] | None = None, fps: tuple[float, float] | None = None,
+                    duration: tuple[float, float] | None = None, max_frames: int | None = None) -> SceneOptions:
+        """The options of `finevq synth`'s (MIN, MAX) ranges: short side, frame rate, seconds; a range
+        not given keeps the default."""
+        ranges = {"side": resolution, "fps": fps, "duration": duration}
+        given = {f"{end}_{name}": value for name, pair in ranges.items() if pair for end, value in zip(("min", "max"), pair)}
+        return cls(**given, max_frames=max_frames)
+
     def fps_choices(self) -> tuple[Fraction, ...]:
         chosen = tuple(f for f in FPS_CHOICES if self.min_fps - 0.01 <= float(f) <= self.max_fps + 0.01)
         return chosen or (Fraction(round(self.min_fps)),)
