@@ -252,7 +252,45 @@ def _run_chat(args: argparse.Namespace) -> int:
         history.append({"role": "assistant", "content": "".join(pieces)})
 
 
-_SUBCOMMANDS = (_add_probe, _add_data, _add_synth, _add_score, _add_eval, _add_chat)
+def _add_convert_official(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "convert-official",
+        help="convert a released FineVQ checkpoint (IntMeGroup/FineVQ_*, InternVL2 layout) into a finevq model folder",
+        description="Scan every tensor for NaN/Inf, merge unmerged LoRA, rewrite InternViT / InternLM2 / SlowFast "
+        "into finevq's modules and write a safetensors folder with the official inference settings and a card. "
+        "SRC: a local folder or a hub id.",
+    )
+    parser.add_argument("source", metavar="SRC", help="official checkpoint folder or hub id, e.g. IntMeGroup/FineVQ_score")
+    parser.add_argument("--out", required=True, metavar="DIR", help="the folder to write")
+    parser.add_argument("--repair", choices=("zero", "drop-unused"),
+                        help="NaN/Inf tensors: zero sets their bad values to 0; drop-unused leaves out tensors "
+                        "inference never reads (refused if a read one is affected). Default: refuse")
+    parser.add_argument("--motion-frames", type=int, default=0, metavar="N",
+                        help="SlowFast frames: 0 reads every frame, as the official code (default); N spreads a "
+                        "budget of N (bounded memory on long videos)")
+    parser.add_argument("--lora-scale", type=float, default=2.0, metavar="S", help="unmerged LoRA scale alpha/rank (default 2)")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), help="weights dtype (default: the source's)")
+    parser.set_defaults(handler=_run_convert_official)
+
+
+def _run_convert_official(args: argparse.Namespace) -> int:
+    import torch
+
+    from finevq.modeling.official import convert_official
+
+    dtype = getattr(torch, args.dtype) if args.dtype else None
+    report = convert_official(args.source, args.out, args.repair, args.motion_frames, args.lora_scale, dtype)
+    for problem in report.non_finite:
+        print(f"non-finite: {problem.name}: {problem.bad_values} of {problem.total_values} values "
+              f"({'read by inference' if problem.used else 'unused'})")
+    for change in report.repaired:
+        print(f"repair: {change}")
+    print(f"read {report.tensors_read} tensors, merged {report.lora_pairs_merged} LoRA pair(s), "
+          f"left out {len(report.unused_tensors)} unused; wrote {args.out} ({report.dtype})")
+    return 0
+
+
+_SUBCOMMANDS = (_add_probe, _add_data, _add_synth, _add_score, _add_eval, _add_chat, _add_convert_official)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -119,7 +119,10 @@ class _StreamIndex:
 # ---------------------------------------------------------------- index arithmetic
 
 
-SEEK_MODES = ("keyframe", "exact")
+SEEK_MODES = ("keyframe", "exact", "official")
+MIN_EVERY_FRAME = 32
+"""Reading every frame (num_motion_frames=0), a shorter video's frames are repeated up to this many,
+as the official FineVQ feeds SlowFast (whose slow pathway takes every 4th)."""
 
 
 def _segments(start: int, stop: int, count: int) -> list[tuple[int, int, int]]:
@@ -189,6 +192,45 @@ def motion_clip_indices(
         run_starts.append(planned if aligned is None else aligned)
     indices = [min(run_start + offset, stop - 1) for run_start in run_starts for offset in range(burst)]
     return sorted(indices[:count])
+
+
+def official_keyframe_indices(count: int, start: int, stop: int) -> list[int]:
+    """The official FineVQ's (InternVL's) keyframes over [start, stop): int(s/2 + round(s * i)) with
+    s = (frames - 1) / count, Python's (and NumPy's) round-half-to-even included."""
+    if count < 1:
+        raise VideoError(f"frame count to sample must be at least 1, got {count}")
+    if stop <= start:
+        raise VideoError(f"empty frame range [{start}, {stop})")
+    step = (stop - start - 1) / count
+    return [start + int(step / 2 + round(step * index)) for index in range(count)]
+
+
+def every_frame_indices(start: int, stop: int, minimum: int = MIN_EVERY_FRAME) -> list[int]:
+    """Every frame of [start, stop); a range shorter than `minimum` has its frames repeated evenly up to it."""
+    if stop <= start:
+        raise VideoError(f"empty frame range [{start}, {stop})")
+    length = stop - start
+    if length >= minimum:
+        return list(range(start, stop))
+    return [start + index * length // minimum for index in range(minimum)]
+
+
+def sample_indices(
+    start: int, stop: int, num_keyframes: int, num_motion_frames: int, motion_burst: int = 1,
+    seek: str = "exact", stream_keyframes=None,
+) -> tuple[list[int], list[int]]:
+    """(keyframe, motion) frame indices of [start, stop) under a sampling rule (see sample_video);
+    num_motion_frames=0 reads every frame."""
+    if seek not in SEEK_MODES:
+        raise VideoError(f"unknown seek mode {seek!r}; choose one of {', '.join(SEEK_MODES)}")
+    stream_keyframes = stream_keyframes if seek == "keyframe" else None
+    if seek == "official":
+        keyframes = official_keyframe_indices(num_keyframes, start, stop)
+    else:
+        keyframes = keyframe_indices(stop, num_keyframes, stream_keyframes, start, stop)
+    if num_motion_frames == 0:
+        return keyframes, every_frame_indices(start, stop)
+    return keyframes, motion_clip_indices(stop, num_motion_frames, start, stop, motion_burst, stream_keyframes)
 
 
 def window_bounds(info: VideoInfo, window_seconds: float) -> list[tuple[int, int]]:
@@ -830,10 +872,8 @@ def _sample_range(reader: VideoReader, plan: _SamplingPlan, start: int, stop: in
     increasing order, and take its views (downscaled pictures, fragments) while it is held."""
     info = reader.info
     stop = info.num_frames if stop is None else min(stop, info.num_frames)
-    stream_keyframes = reader._index.keyframes if plan.seek == "keyframe" else None
-    keyframe_positions = keyframe_indices(info.num_frames, plan.num_keyframes, stream_keyframes, start, stop)
-    motion_positions = motion_clip_indices(
-        info.num_frames, plan.num_motion_frames, start, stop, plan.motion_burst, stream_keyframes
+    keyframe_positions, motion_positions = sample_indices(
+        start, stop, plan.num_keyframes, plan.num_motion_frames, plan.motion_burst, plan.seek, reader._index.keyframes
     )
     keyframe_side, motion_side = plan.long_sides(info)
     native_patches = bool(plan.fragment_grid)
@@ -906,7 +946,9 @@ def sample_video(
     with: a segment holding a stream keyframe (I-frame) takes the one nearest its centre, and a
     motion run starts at the stream keyframe nearest its planned start if the run still fits in
     its segment; such frames cost no decoding of the frames before them, so sampling time stops
-    following the keyframe interval. The sample records the indices actually used.
+    following the keyframe interval. seek="official": keyframes at the official FineVQ's indices
+    (official_keyframe_indices), motion as under "exact". The sample records the indices actually used.
+    num_motion_frames=0: every frame (repeated up to MIN_EVERY_FRAME in shorter videos), unbounded.
     motion_burst: frames per motion run (1: single frames spread evenly).
     max_side / motion_max_side: long-side limits of keyframes / motion frames, applied while
     decoding; min_short_side / motion_min_short_side instead scale (aspect kept) so that the short

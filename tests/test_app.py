@@ -419,3 +419,34 @@ def test_app_refuses_to_start_without_a_usable_model_or_with_bad_limits(tmp_path
         app.main(["--model", str(model_folder), "--concurrency", "0"])
     settings, args = app.parse_settings(["--max-file-mb", "20", "--timeline-after", "9", "--port", "7999"])
     assert (settings.model, settings.max_file_mb, settings.timeline_after, args.port) == (str(tmp_path / "missing"), 20.0, 9.0, 7999)
+
+
+@pytest.mark.slow
+def test_the_app_serves_a_released_checkpoint_named_by_hub_id(tmp_path, monkeypatch, clips):
+    """FINEVQ_MODEL=IntMeGroup/FineVQ_score: downloaded (here: the hub is replaced by a tiny checkpoint in
+    the official layout), converted once into the cache, and served."""
+    from gradio_client import Client, handle_file
+    from official_checkpoint import write_official_checkpoint
+
+    import finevq.inference.assessor as assessor
+
+    official = write_official_checkpoint(tmp_path / "FineVQ_score")
+    monkeypatch.setattr(assessor, "download_model", lambda repo, patterns: official)
+    monkeypatch.setenv("FINEVQ_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("FINEVQ_MODEL", "IntMeGroup/FineVQ_score")
+    app = load_app_module()
+    settings, _ = app.parse_settings([])
+    assert settings.model == "IntMeGroup/FineVQ_score"
+    settings = DemoSettings(**{**TEST_SETTINGS.__dict__, "model": settings.model})
+    demo = app.create_app(settings)
+    _, url, _ = app.launch(demo, settings, server_name="127.0.0.1", server_port=free_port(),
+                           prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(url, verbose=False)
+        summary, ratings, *_, record = client.predict(
+            handle_file(str(clips["short"])), ["overall"], True, api_name="/assess")
+        assert record["model"] == "IntMeGroup/FineVQ_score" and 0 <= record["scores"]["overall"] <= 100
+        assert [row[0] for row in ratings["data"]] == ["Overall"]
+    finally:
+        demo.close()
+    assert len(list((tmp_path / "cache" / "converted").iterdir())) == 1

@@ -223,7 +223,7 @@ def test_videomae_gives_one_token_per_temporal_segment():
 def test_unknown_presets_overrides_and_config_values_are_clear_errors():
     from finevq.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="shipped presets: internvl_8b, tiny"):
+    with pytest.raises(ConfigError, match="shipped presets: internvl_8b, official, tiny"):
         load_preset("llava")
     with pytest.raises(ConfigError, match="no section 'vision'"):
         load_preset("tiny", {"model.vision.hidden_size": 8})

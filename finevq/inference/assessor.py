@@ -3,8 +3,8 @@ assess a video (all dimensions from one encode, plus diagnosis), chat about it, 
 
 from __future__ import annotations
 
+import hashlib
 import os
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -18,8 +18,10 @@ import torch
 from finevq.data.instructions import SUBTYPE_QUESTIONS, YESNO_QUESTIONS, render_options, worst_dimension
 from finevq.errors import CheckpointError, ConfigError
 from finevq.inference.results import Assessment, DimensionRating, DistortionDiagnosis, TimelineWindow
+from finevq.modeling.checkpoint import download_model, is_hub_id
 from finevq.modeling.generation import stream_chat
 from finevq.modeling.modeling import FineVQForConditionalGeneration, VisualTokens
+from finevq.modeling.official import OFFICIAL_DOWNLOAD_PATTERNS, convert_official, is_official_folder
 from finevq.modeling.processor import FineVQProcessor
 from finevq.modeling.scoring import EncodedVideo, candidate_probabilities, score_dimensions
 from finevq.taxonomy import COARSE_TYPES, NO_DISTORTION, SUBTYPES, WORST_DIMENSION_GOOD, checked_dimensions
@@ -32,7 +34,6 @@ PRESENCE_THRESHOLD = 0.5
 """A distortion type is present when the model's probability of "Yes" reaches this."""
 
 YES_NO_ANSWERS = ("Yes", "No")
-_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _ENCODED_CACHE_SIZE = 4
 _WINDOWS_PER_BATCH = 8  # windows encoded together: bounded memory on long videos
 
@@ -91,7 +92,8 @@ def prepare_windows(processor: FineVQProcessor, path: str | os.PathLike, window_
 
 
 def _resolve_folder(path: str | os.PathLike | None) -> tuple[Path, str]:
-    """(local model folder, model name) of a folder, a hub id, or None for the default model."""
+    """(local model folder, model name) of a folder, a hub id, or None for the default model; an
+    official FineVQ checkpoint (InternVL2 layout) is converted once into the cache and loaded from there."""
     if path is None:
         folder = default_model_folder()
         if not (folder / "config.json").is_file():
@@ -101,20 +103,31 @@ def _resolve_folder(path: str | os.PathLike | None) -> tuple[Path, str]:
             )
         return folder, DEFAULT_MODEL
     folder = Path(path)
-    if folder.exists() or not _HUB_ID.match(str(path)):
+    if folder.exists() or not is_hub_id(str(path)):
         if not folder.is_dir():
             raise CheckpointError(f"model folder {str(path)!r} does not exist or is not a folder")
-        return folder, folder.resolve().name
-    return _download(str(path)), str(path)
+        name = folder.resolve().name
+    else:
+        folder, name = download_model(str(path), OFFICIAL_DOWNLOAD_PATTERNS), str(path)
+    return (converted_folder(folder) if is_official_folder(folder) else folder), name
 
 
-def _download(repo_id: str) -> Path:
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model", "*.md"]))
-    except Exception as error:  # offline mode, unknown repo, network: all mean "cannot get it"
-        raise CheckpointError(f"cannot download model {repo_id!r} from the Hugging Face hub: {error}") from None
+def converted_folder(official: Path) -> Path:
+    """The converted copy of an official checkpoint in the cache ($FINEVQ_CACHE, default
+    ~/.cache/finevq), made on first use; a checkpoint with NaN/Inf tensors is refused with the
+    `finevq convert-official --repair` command that converts it knowingly."""
+    root = Path(os.environ.get("FINEVQ_CACHE") or Path.home() / ".cache" / "finevq") / "converted"
+    key = hashlib.sha256(f"{official.resolve()}\n{(official / 'config.json').read_text()}".encode()).hexdigest()[:16]
+    target = root / f"{official.resolve().name}-{key}"
+    if not (target / "config.json").is_file():
+        try:
+            convert_official(official, target)
+        except CheckpointError as error:
+            raise CheckpointError(
+                f"{error}\nTo use it anyway: finevq convert-official {official} --out DIR --repair drop-unused "
+                "(or zero), then pass DIR as the model"
+            ) from None
+    return target
 
 
 class FineVQ:
@@ -133,12 +146,14 @@ class FineVQ:
     ) -> FineVQ:
         """Load a model folder (merged, or base + adapter), a hub id, or the shipped default (None).
 
-        device: default CUDA when available, else CPU; dtype: default float32."""
+        device: default CUDA when available, else CPU; dtype: default float32 on the CPU, the
+        checkpoint's own on a GPU (bfloat16 for a converted official checkpoint)."""
         folder, name = _resolve_folder(path)
         model = FineVQForConditionalGeneration.from_pretrained(folder)
         processor = FineVQProcessor.from_pretrained(folder)
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        return cls(model.to(device=device, dtype=dtype or torch.float32), processor, name)
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        dtype = dtype or (model.dtype if device.type == "cuda" else torch.float32)
+        return cls(model.to(device=device, dtype=dtype), processor, name)
 
     @property
     def score_range(self) -> tuple[float, float]:
@@ -156,11 +171,9 @@ class FineVQ:
     def encode(self, videos: Sequence[PreparedVideo]) -> list[EncodedVideo]:
         """Encode videos as one batch through the visual encoders, then each video's shared prompt
         prefix once; every question about a video reuses its `EncodedVideo`."""
-        device, dtype = self.model.device, self.model.dtype
-        batch = {name: torch.stack([v.tensors[name] for v in videos]).to(device, dtype) for name in videos[0].tensors}
         with self._lock:
-            visual = self.model.encode_video(**batch)
-            prefix = torch.tensor([self.processor.prefix_ids], device=device)
+            visual = self.model.encode_batch([v.tensors for v in videos])
+            prefix = torch.tensor([self.processor.prefix_ids], device=self.model.device)
             encoded = []
             for row in range(len(videos)):
                 tokens = VisualTokens(frames=visual.frames[row:row + 1], motion=visual.motion[row:row + 1])

@@ -1,8 +1,9 @@
-"""Checks a model folder before anything is loaded from it: safetensors only, no NaN or Inf tensor.
-A published FineVQ checkpoint shipped NaNs; pickled weights can run code when loaded."""
+"""Finds and checks a model folder before anything is loaded from it: hub downloads, safetensors only,
+no NaN or Inf tensor. A published FineVQ checkpoint shipped NaNs; pickled weights can run code when loaded."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -11,6 +12,23 @@ from safetensors import SafetensorError, safe_open
 from finevq.errors import CheckpointError
 
 PICKLE_WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.md", "*.jinja"]
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+def is_hub_id(name: str) -> bool:
+    """Whether `name` reads as a Hugging Face hub repository id (owner/name)."""
+    return bool(_HUB_ID.match(name))
+
+
+def download_model(repo_id: str, patterns: list[str] | None = None) -> Path:
+    """The local snapshot of a hub repository (downloaded once, then from the hub cache)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=patterns or MODEL_FILE_PATTERNS))
+    except Exception as error:  # offline mode, unknown repo, network: all mean "cannot get it"
+        raise CheckpointError(f"cannot download model {repo_id!r} from the Hugging Face hub: {error}") from None
 
 
 def check_weights_folder(folder: str | Path) -> list[Path]:

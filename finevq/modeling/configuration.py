@@ -13,8 +13,13 @@ BACKBONES = ("tiny", "internvl")
 """Visual backbones: `tiny` (a small ViT that also sees native-resolution fragments) and
 `internvl` (the InternVL vision tower with its pixel-shuffle and projector)."""
 
-MOTION_ENCODERS = ("tiny3d", "videomae")
-"""Motion encoders: `tiny3d` (a small 3D CNN) and `videomae` (transformers' VideoMAE)."""
+MOTION_ENCODERS = ("tiny3d", "videomae", "slowfast")
+"""Motion encoders: `tiny3d` (a small 3D CNN), `videomae` (transformers' VideoMAE) and `slowfast`
+(SlowFast-R50, the official FineVQ's)."""
+SCORE_HEAD_ACTIVATIONS = ("gelu", "relu")
+SCORE_HEAD_OUTPUTS = ("centered", "relu_unit")
+"""How the score head's last layer maps onto the score range: `centered` (0 is the middle, +-1 the
+ends) or `relu_unit` (the official FineVQ's: ReLU, then 0..1 spans low..high)."""
 
 _BACKBONE_TOWERS = {"tiny": "siglip_vision_model", "internvl": "internvl_vision"}
 
@@ -33,6 +38,10 @@ class FineVQConfig(PreTrainedConfig):
     score_range: the score scale the score head regresses (raw MOS units, e.g. [0, 100]).
     quality_statistics: add a token of measured low-level statistics to every keyframe slot and to
     the motion slot (`finevq.modeling.statistics`); the tiny model trained from scratch uses it.
+    slowfast_width / slowfast_depths / slowfast_alpha: SlowFast's slow stem channels (64), stage
+    depths ((3, 4, 6, 3): R50) and frame ratio of the slow pathway, for motion_encoder="slowfast".
+    score_head_activation / score_head_output: "gelu" / "centered" here, "relu" / "relu_unit" for
+    converted official checkpoints (ReLU after every layer, the last included, on MOS / range).
     score_loss: "l1" (the paper's, in raw score units) or "mse" (on the score range scaled to [-1, 1]:
     from scratch, L1's constant-size gradients settle on the median before the video is read).
     quality_probe_weight: > 0 adds a training-only linear probe from the mean visual token to the six
@@ -53,6 +62,9 @@ class FineVQConfig(PreTrainedConfig):
     motion_config: dict | PreTrainedConfig | None = None
     motion_encoder: str = "tiny3d"
     tiny3d_channels: list[int] | tuple[int, ...] = (16, 32)
+    slowfast_width: int = 64
+    slowfast_depths: list[int] | tuple[int, ...] = (3, 4, 6, 3)
+    slowfast_alpha: int = 4
     num_motion_tokens: int = 1
     quality_statistics: bool = False
     statistics_hidden_size: int = 64
@@ -64,6 +76,8 @@ class FineVQConfig(PreTrainedConfig):
     frame_token_id: int = 0
     motion_token_id: int = 1
     score_head_dims: list[int] | tuple[int, ...] = (1024, 256, 64, 16)
+    score_head_activation: str = "gelu"
+    score_head_output: str = "centered"
     score_range: list[float] | tuple[float, ...] = (0.0, 100.0)
     score_loss_weight: float = 1.0
     score_loss: str = "l1"
@@ -92,6 +106,19 @@ class FineVQConfig(PreTrainedConfig):
             )
         if self.motion_encoder == "videomae" and self.motion_config is None:
             raise ConfigError("config key 'motion_config': motion_encoder 'videomae' needs a VideoMAE config")
+        if self.motion_encoder == "slowfast" and (self.slowfast_width % 8 or len(self.slowfast_depths) != 4):
+            raise ConfigError(
+                "config keys 'slowfast_width' / 'slowfast_depths': SlowFast needs a width divisible by 8 "
+                f"and four stage depths, got {self.slowfast_width} and {list(self.slowfast_depths)}"
+            )
+        if self.score_head_activation not in SCORE_HEAD_ACTIVATIONS:
+            raise ConfigError(
+                f"config key 'score_head_activation' must be one of {SCORE_HEAD_ACTIVATIONS}, got {self.score_head_activation!r}"
+            )
+        if self.score_head_output not in SCORE_HEAD_OUTPUTS:
+            raise ConfigError(
+                f"config key 'score_head_output' must be one of {SCORE_HEAD_OUTPUTS}, got {self.score_head_output!r}"
+            )
         if self.backbone == "internvl" and self.use_fragments:
             raise ConfigError("config key 'use_fragments': only the 'tiny' backbone sees fragments")
         if self.score_loss not in ("l1", "mse"):

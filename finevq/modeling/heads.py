@@ -12,26 +12,35 @@ from finevq.taxonomy import LEVEL_WEIGHTS
 class ScoreHead(nn.Module):
     """MLP hidden -> dims... -> 1, mapped affinely onto the score range [low, high].
 
-    The MLP's output 0 is the middle of the range and +-1 its ends, so a fresh head starts inside
-    the scale; the result is in raw score units and is not clamped (MOS may leave the range)."""
+    output="centered": the MLP's output 0 is the middle of the range and +-1 its ends, so a fresh
+    head starts inside the scale; the result is in raw score units and is not clamped (MOS may leave
+    the range). output="relu_unit" (the official FineVQ head): a ReLU on the last layer too, and
+    0..1 spans low..high. activation: between layers, "gelu" or "relu" (the official)."""
 
-    def __init__(self, hidden_size: int, dims: list[int] | tuple[int, ...], score_range: tuple[float, float]):
+    def __init__(
+        self, hidden_size: int, dims: list[int] | tuple[int, ...], score_range: tuple[float, float],
+        activation: str = "gelu", output: str = "centered",
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         width = hidden_size
         for dim in dims:
-            layers += [nn.Linear(width, dim), nn.GELU()]
+            layers += [nn.Linear(width, dim), nn.ReLU() if activation == "relu" else nn.GELU()]
             width = dim
         layers.append(nn.Linear(width, 1))
+        if output == "relu_unit":
+            layers.append(nn.ReLU())
         self.mlp = nn.Sequential(*layers)
         keep_default_init(self)
         low, high = (float(x) for x in score_range)
+        self.low = low if output == "relu_unit" else (low + high) / 2
+        self.scale = high - low if output == "relu_unit" else (high - low) / 2
         self.center = (low + high) / 2
         self.half_width = (high - low) / 2
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         raw = self.mlp(hidden.to(self.mlp[0].weight.dtype)).squeeze(-1)
-        return self.center + self.half_width * raw.float()
+        return self.low + self.scale * raw.float()
 
 
 def keep_default_init(module: nn.Module) -> None:

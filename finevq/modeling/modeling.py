@@ -74,7 +74,10 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
         self.motion = MotionEncoder(config)
         self.statistics = QualityStatistics(config) if config.quality_statistics else None
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
-        self.score_head = ScoreHead(config.text_config.hidden_size, config.score_head_dims, config.score_range)
+        self.score_head = ScoreHead(
+            config.text_config.hidden_size, config.score_head_dims, config.score_range,
+            config.score_head_activation, config.score_head_output,
+        )
         self.quality_probe = None
         if config.quality_probe_weight > 0:
             self.quality_probe = torch.nn.Linear(config.text_config.hidden_size, len(DIMENSIONS))
@@ -113,13 +116,33 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
             motion = torch.cat([motion, clip_token.to(motion.dtype)], 1)
         return VisualTokens(frames=frames.flatten(1, 2), motion=motion)
 
+    def encode_batch(self, videos: list[dict[str, torch.Tensor]]) -> VisualTokens:
+        """Encode unbatched per-video tensors (the processor's `video_tensors`) as one batch; videos
+        whose motion clips differ in length (every frame read) are encoded one by one."""
+        device, dtype = self.device, self.dtype
+        groups = [videos] if len({tuple(v["motion_values"].shape) for v in videos}) == 1 else [[v] for v in videos]
+        encoded = [
+            self.encode_video(**{name: torch.stack([v[name] for v in group]).to(device, dtype) for name in group[0]})
+            for group in groups
+        ]
+        return VisualTokens(frames=torch.cat([e.frames for e in encoded]), motion=torch.cat([e.motion for e in encoded]))
+
     def embed_inputs(self, input_ids: torch.Tensor, visual: VisualTokens | None) -> torch.Tensor:
-        """Token embeddings with each row's frame and motion placeholders replaced by its visual tokens."""
+        """Token embeddings with each row's frame and motion placeholders replaced by its visual tokens.
+
+        When frames and motion share one placeholder token (the official InternVL layout: every slot
+        is `<IMG_CONTEXT>`), its positions take the frame tokens, then the motion tokens, in order."""
         embeds = self.get_input_embeddings()(input_ids)
-        slots = (
-            (self.config.frame_token_id, "frame", visual.frames if visual is not None else None),
-            (self.config.motion_token_id, "motion", visual.motion if visual is not None else None),
-        )
+        frames = visual.frames if visual is not None else None
+        motion = visual.motion if visual is not None else None
+        if self.config.frame_token_id == self.config.motion_token_id:
+            shared = torch.cat([frames, motion], dim=1) if visual is not None else None
+            slots = ((self.config.frame_token_id, "frame and motion", shared),)
+        else:
+            slots = (
+                (self.config.frame_token_id, "frame", frames),
+                (self.config.motion_token_id, "motion", motion),
+            )
         for token_id, name, tokens in slots:
             mask = input_ids == token_id
             wanted = tokens.shape[1] if tokens is not None else 0
@@ -231,16 +254,16 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
 
     @torch.no_grad()
     def continue_from(
-        self, cache: Cache, suffixes: list[list[int]], rows: int = 1, copy_cache: bool = True
+        self, cache: Cache, suffixes: list[list[int]], rows: int = 1, copy_cache: bool = True, read_from_end: int = 1
     ) -> tuple[torch.Tensor, Cache]:
         """Run the same token suffixes after each of the `rows` rows (videos) of a cache (a copy of it
         unless `copy_cache=False`, which extends it in place, as decoding does).
 
         Suffixes are right-padded (causal attention keeps padding out of every real position);
-        returns the hidden state at each suffix's last token, (B * N, width) video-major, and the
-        extended cache."""
-        if not suffixes or any(len(s) == 0 for s in suffixes):
-            raise ConfigError("every question suffix needs at least one token")
+        returns the hidden state at each suffix's `read_from_end`-th token from its end (1: the last),
+        (B * N, width) video-major, and the extended cache."""
+        if not suffixes or any(len(s) < read_from_end for s in suffixes) or read_from_end < 1:
+            raise ConfigError(f"every question suffix needs at least {max(read_from_end, 1)} token(s)")
         if copy_cache:
             cache = copy.deepcopy(cache)
         if len(suffixes) > 1:
@@ -249,7 +272,7 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
         device = self.get_input_embeddings().weight.device
         ids = torch.tensor([s + [s[-1]] * (width - len(s)) for s in suffixes] * rows, device=device)
         outputs = self(input_ids=ids, visual=None, cache=cache, use_cache=True, logits_to_keep=1)
-        last = torch.tensor([len(s) - 1 for s in suffixes] * rows, device=device)
+        last = torch.tensor([len(s) - read_from_end for s in suffixes] * rows, device=device)
         return outputs.last_hidden_state[torch.arange(len(last), device=device), last], outputs.cache
 
     @classmethod

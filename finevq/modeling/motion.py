@@ -1,5 +1,5 @@
-"""The motion encoder: a short clip into a few LLM-width motion tokens, through a small 3D CNN
-(`tiny3d`) or transformers' VideoMAE (`videomae`), then the paper's LayerNorm-Linear-GELU-Linear projector."""
+"""The motion encoder: a clip into a few LLM-width motion tokens, through a small 3D CNN (`tiny3d`),
+transformers' VideoMAE (`videomae`) or SlowFast-R50 (`slowfast`), then the paper's LayerNorm-Linear-GELU-Linear projector."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from torch import nn
 from transformers import VideoMAEModel
 
 from finevq.modeling.configuration import FineVQConfig
+from finevq.modeling.slowfast import SlowFastR50
 from finevq.modeling.vision import Projector
 
 
@@ -34,7 +35,8 @@ class Tiny3DEncoder(nn.Module):
 class MotionEncoder(nn.Module):
     """Motion clip (B, T, 3, h, w) -> `num_motion_tokens` tokens (B, K, text width).
 
-    The clip's features are pooled over space and into K equal temporal segments, one token each."""
+    The clip's features are pooled over space and into K equal temporal segments, one token each;
+    SlowFast's two pathways are pooled apart and concatenated (slow channels first), as the paper does."""
 
     def __init__(self, config: FineVQConfig):
         super().__init__()
@@ -43,6 +45,9 @@ class MotionEncoder(nn.Module):
         if self.kind == "videomae":
             self.encoder = VideoMAEModel(config.motion_config)
             feature_width = config.motion_config.hidden_size
+        elif self.kind == "slowfast":
+            self.encoder = SlowFastR50(config.slowfast_width, tuple(config.slowfast_depths), config.slowfast_alpha)
+            feature_width = self.encoder.out_channels
         else:
             self.encoder = Tiny3DEncoder(config.tiny3d_channels)
             feature_width = self.encoder.out_channels
@@ -55,6 +60,10 @@ class MotionEncoder(nn.Module):
             steps = clip.shape[1] // motion_config.tubelet_size
             tokens = tokens.reshape(tokens.shape[0], steps, -1, tokens.shape[-1]).mean(dim=2)  # (B, T', C)
             return F.adaptive_avg_pool1d(tokens.transpose(1, 2), self.num_tokens).transpose(1, 2)
+        if self.kind == "slowfast":
+            pathways = self.encoder(clip.transpose(1, 2))
+            pooled = [F.adaptive_avg_pool3d(features, (self.num_tokens, 1, 1)).flatten(2) for features in pathways]
+            return torch.cat(pooled, dim=1).transpose(1, 2)
         features = self.encoder(clip.transpose(1, 2))
         pooled = F.adaptive_avg_pool3d(features, (self.num_tokens, 1, 1))
         return pooled.flatten(2).transpose(1, 2)

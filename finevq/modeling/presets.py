@@ -19,7 +19,8 @@ from finevq.modeling.tokenizer import FRAME_TOKEN, MOTION_TOKEN, train_tokenizer
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 PRESETS = tuple(sorted(p.stem for p in PRESETS_DIR.glob("*.json")))
-"""Shipped presets: `tiny` (the CPU model) and `internvl_8b` (the paper's scale)."""
+"""Shipped presets: `tiny` (the CPU model), `internvl_8b` (the paper's scale) and `official` (what
+`finevq convert-official` gives a released checkpoint; its sizes come from that checkpoint)."""
 
 # InternVL `-hf` checkpoint names (current and legacy layouts) -> this model's module names.
 INTERNVL_KEY_MAPPING = {

@@ -40,12 +40,16 @@ class ProcessorSettings:
     use_fragments: bool = False
     fragment_grid: int = 4
     fragment_patch: int = 32
+    # 0: every frame of the video (at least finevq.video.MIN_EVERY_FRAME), as the official FineVQ
+    # reads it at inference; unbounded, so long videos need a budget instead.
     num_motion_frames: int = 16
     motion_size: int = 224
     # Video sampling rule (see finevq.video.sample_video): keyframes and motion runs aligned to the
-    # stream's keyframes ("keyframe") or at exact segment centres ("exact"); motion in runs of
-    # `motion_burst` consecutive frames.
+    # stream's keyframes ("keyframe"), at exact segment centres ("exact"), or at the official
+    # FineVQ's indices ("official"); motion in runs of `motion_burst` consecutive frames.
     seek: str = "keyframe"
+    # "bilinear" (antialiased) or "bicubic" (antialiased, as the official FineVQ's PIL resize).
+    resize_filter: str = "bilinear"
     motion_burst: int = 8
     image_mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
     image_std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
@@ -60,9 +64,16 @@ class ProcessorSettings:
     statistics_size: int = 256
     frame_token: str = FRAME_TOKEN
     motion_token: str = MOTION_TOKEN
+    # Text around each slot's placeholders (InternVL: "<img>" and "</img>").
+    image_start: str = ""
+    image_end: str = ""
     score_range: list[float] = field(default_factory=lambda: [0.0, 100.0])
     score_question: str = "How would you rate the {dimension} quality of this video?"
     score_answer_prefix: str = "The {dimension} quality of this video is"
+    # The official readout: the answer prefix + this suffix teacher-forced with the end of turn, and
+    # the hidden state read `score_readout_offset` tokens from the end (1: the prompt's last token).
+    score_answer_suffix: str = ""
+    score_readout_offset: int = 1
     max_length: int = 4096
 
     def sampling_kwargs(self) -> dict:
@@ -110,12 +121,18 @@ def settings_for_model(config: FineVQConfig, **overrides) -> ProcessorSettings:
     return ProcessorSettings.from_dict(values)
 
 
-def resized_pixels(frames: np.ndarray, size: int) -> torch.Tensor:
+RESIZE_FILTERS = ("bilinear", "bicubic")
+
+
+def resized_pixels(frames: np.ndarray, size: int, resize_filter: str = "bilinear") -> torch.Tensor:
     """uint8 RGB frames (T, H, W, 3) -> float (T, 3, size, size) in [0, 1], resized (aspect ignored,
-    as in the paper)."""
+    as in the paper) with an antialiased `resize_filter`."""
+    if resize_filter not in RESIZE_FILTERS:
+        raise ConfigError(f"processor setting 'resize_filter' must be one of {RESIZE_FILTERS}, got {resize_filter!r}")
     pixels = unit_pixels(frames)
     if tuple(pixels.shape[-2:]) != (size, size):
-        pixels = F.interpolate(pixels, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        pixels = F.interpolate(pixels, size=(size, size), mode=resize_filter, antialias=True, align_corners=False)
+        pixels = pixels.clamp(0.0, 1.0) if resize_filter == "bicubic" else pixels
     return pixels
 
 
@@ -124,10 +141,12 @@ def normalised(pixels: torch.Tensor, mean: list[float], std: list[float]) -> tor
     return (pixels - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
 
 
-def frames_to_tensor(frames: np.ndarray, size: int, mean: list[float], std: list[float]) -> torch.Tensor:
+def frames_to_tensor(
+    frames: np.ndarray, size: int, mean: list[float], std: list[float], resize_filter: str = "bilinear"
+) -> torch.Tensor:
     """uint8 RGB frames (T, H, W, 3) -> float (T, 3, size, size): resized, scaled to [0, 1] and
     normalised per channel."""
-    return normalised(resized_pixels(frames, size), mean, std)
+    return normalised(resized_pixels(frames, size, resize_filter), mean, std)
 
 
 class FineVQProcessor:
@@ -181,7 +200,8 @@ class FineVQProcessor:
     def sample(self, video):
         """A `finevq.video.VideoSample` of `video`: a path (decoded with `finevq.video` by
         `settings.sampling_kwargs()`), a sample already taken, or decoded uint8 frames (T, H, W, 3)
-        of a whole clip, sampled at the exact segment centres (frames carry no stream keyframes)."""
+        of a whole clip, sampled at the exact segment centres, or the official indices under
+        seek="official" (frames carry no stream keyframes)."""
         from finevq import video as video_io
 
         s = self.settings
@@ -192,8 +212,10 @@ class FineVQProcessor:
         frames = np.asarray(video)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ConfigError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
-        keyframe_indices = video_io.keyframe_indices(len(frames), s.num_frames)
-        motion_indices = video_io.motion_clip_indices(len(frames), s.num_motion_frames, burst=s.motion_burst)
+        rule = "official" if s.seek == "official" else "exact"
+        keyframe_indices, motion_indices = video_io.sample_indices(
+            0, len(frames), s.num_frames, s.num_motion_frames, s.motion_burst, rule
+        )
         keyframes = frames[keyframe_indices]
         return video_io.VideoSample(
             info=None, keyframes=keyframes, keyframe_indices=keyframe_indices,
@@ -207,20 +229,23 @@ class FineVQProcessor:
         `quality_statistics` their frame_statistics and clip_statistics (`finevq.modeling.statistics`)."""
         s = self.settings
         sample = self.sample(video)
-        if len(sample.keyframes) != s.num_frames or len(sample.motion) != s.num_motion_frames:
+        motion_ok = len(sample.motion) == s.num_motion_frames or (s.num_motion_frames == 0 and len(sample.motion))
+        if len(sample.keyframes) != s.num_frames or not motion_ok:
             raise ConfigError(
                 f"video sample has {len(sample.keyframes)} keyframes and {len(sample.motion)} motion frames; "
-                f"the processor expects {s.num_frames} and {s.num_motion_frames}"
+                f"the processor expects {s.num_frames} and {s.num_motion_frames or 'every frame'}"
             )
-        motion = resized_pixels(sample.motion, s.motion_size)
+        motion = resized_pixels(sample.motion, s.motion_size, s.resize_filter)
         tensors = {
-            "pixel_values": frames_to_tensor(sample.keyframes, s.image_size, s.image_mean, s.image_std),
+            "pixel_values": frames_to_tensor(sample.keyframes, s.image_size, s.image_mean, s.image_std, s.resize_filter),
             "motion_values": normalised(motion, s.motion_mean, s.motion_std),
         }
         if s.needs_fragments and sample.fragments is None:
             raise ConfigError("the video sample has no fragments; sample it with fragment_grid set")
         if s.use_fragments:
-            tensors["fragment_values"] = frames_to_tensor(sample.fragments, s.image_size, s.image_mean, s.image_std)
+            tensors["fragment_values"] = frames_to_tensor(
+                sample.fragments, s.image_size, s.image_mean, s.image_std, s.resize_filter
+            )
         if s.quality_statistics:
             tensors.update(video_statistics(sample.keyframes, sample.fragments, motion, s.fragment_patch))
         return tensors
@@ -233,10 +258,12 @@ class FineVQProcessor:
 
     @cached_property
     def video_prompt(self) -> str:
-        """Per keyframe a labelled slot `Frame{i}: <frame tokens>`, then `Motion Feature: <motion tokens>`."""
+        """Per keyframe a labelled slot `Frame{i}: <frame tokens>`, then `Motion Feature: <motion tokens>`,
+        each slot's tokens between `image_start` and `image_end`."""
         s = self.settings
-        lines = [f"Frame{i}: {s.frame_token * s.tokens_per_frame}" for i in range(1, s.num_frames + 1)]
-        lines.append(f"Motion Feature: {s.motion_token * s.num_motion_tokens}")
+        frame_slot = s.image_start + s.frame_token * s.tokens_per_frame + s.image_end
+        lines = [f"Frame{i}: {frame_slot}" for i in range(1, s.num_frames + 1)]
+        lines.append(f"Motion Feature: {s.image_start}{s.motion_token * s.num_motion_tokens}{s.image_end}")
         return "\n".join(lines) + "\n"
 
     def render(self, messages: list[dict], add_generation_prompt: bool = False) -> str:
@@ -263,7 +290,18 @@ class FineVQProcessor:
         return ids[len(prefix):]
 
     def score_prompt(self, dimension: str) -> str:
-        """The rating question of a dimension, ending in the teacher-forced answer prefix."""
+        """The rating question of a dimension, ending in the teacher-forced answer prefix (with a
+        `score_answer_suffix`: the whole teacher-forced answer and its end of turn, read
+        `score_readout_offset` tokens from the end)."""
+        s = self.settings
+        question = [{"role": "user", "content": s.score_question.format(dimension=dimension)}]
+        answer = s.score_answer_prefix.format(dimension=dimension)
+        if s.score_answer_suffix:
+            return self.render(question + [{"role": "assistant", "content": answer + s.score_answer_suffix}])
+        return self.render(question, add_generation_prompt=True) + answer
+
+    def score_context(self, dimension: str) -> str:
+        """The text up to the score readout's answer word: what the level word follows."""
         s = self.settings
         question = [{"role": "user", "content": s.score_question.format(dimension=dimension)}]
         return self.render(question, add_generation_prompt=True) + s.score_answer_prefix.format(dimension=dimension)

@@ -45,7 +45,7 @@ def encode_videos(model: FineVQForConditionalGeneration, processor: FineVQProces
     """Encode videos (paths, `VideoSample`s or frames) once, as one batch; every later question reuses them."""
     if not videos:
         raise ConfigError("no videos to encode")
-    visual = model.encode_video(**_model_inputs(model, processor, videos))
+    visual = model.encode_batch([processor.video_tensors(video) for video in videos])
     prefix = torch.tensor([processor.prefix_ids] * len(videos), device=model.device)
     return EncodedVideo(visual=visual, cache=model.prefill(prefix, visual))
 
@@ -62,9 +62,11 @@ def answer_states(
     video,
     prompts: list[str],
     shared_prefix: bool = True,
+    read_from_end: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Hidden states (B * N, width) and LM logits (B * N, vocab) at the last position of each rendered
-    prompt, for each of the B videos of an `EncodedVideo` (video-major), or of one video.
+    """Hidden states (B * N, width) and LM logits (B * N, vocab) at the `read_from_end`-th position
+    from the end (1: the last) of each rendered prompt, for each of the B videos of an `EncodedVideo`
+    (video-major), or of one video.
 
     shared_prefix=True: the video is encoded once and the prompts run as one batch after its
     cached prefix. False: each prompt is a separate full forward pass that encodes the video again
@@ -72,15 +74,16 @@ def answer_states(
     if shared_prefix:
         encoded = video if isinstance(video, EncodedVideo) else encode_video(model, processor, video)
         suffixes = [processor.suffix_ids(p) for p in prompts]
-        hidden, _ = model.continue_from(encoded.cache, suffixes, rows=encoded.count)
+        hidden, _ = model.continue_from(encoded.cache, suffixes, rows=encoded.count, read_from_end=read_from_end)
     else:
         if isinstance(video, EncodedVideo):
             raise ConfigError("scoring prompt by prompt needs the video itself, not an EncodedVideo")
         rows = []
         for prompt in prompts:
             ids = torch.tensor([processor.prefix_ids + processor.suffix_ids(prompt)], device=model.device)
-            outputs = model(input_ids=ids, logits_to_keep=1, **_model_inputs(model, processor, [video]))
-            rows.append(outputs.last_hidden_state[0, -1])
+            visual = model.encode_batch([processor.video_tensors(video)])
+            outputs = model(input_ids=ids, visual=visual, logits_to_keep=1)
+            rows.append(outputs.last_hidden_state[0, -read_from_end])
         hidden = torch.stack(rows)
     return hidden, model.get_output_embeddings()(hidden)
 
@@ -113,10 +116,12 @@ def score_videos(
 def _dimension_scores(model, processor, video, dimensions, shared_prefix: bool) -> list[dict[str, DimensionScore]]:
     dimensions = _checked_dimensions(dimensions)
     prompts = [processor.score_prompt(d) for d in dimensions]
-    hidden, logits = answer_states(model, processor, video, prompts, shared_prefix)
+    offset = processor.settings.score_readout_offset
+    hidden, logits = answer_states(model, processor, video, prompts, shared_prefix, read_from_end=offset)
     scores = model.score_head(hidden).tolist()
     score_range = model.config.score_range
-    level_ids = [processor.answer_token_ids(tuple(f" {level}" for level in LEVELS), p) for p in prompts]
+    levels = tuple(f" {level}" for level in LEVELS)
+    level_ids = [processor.answer_token_ids(levels, processor.score_context(d)) for d in dimensions]
     results: list[dict[str, DimensionScore]] = []
     for row in range(len(scores)):
         index = row % len(dimensions)
@@ -169,9 +174,3 @@ def _checked_dimensions(dimensions) -> list[str]:
     if unknown or not checked:
         raise LabelError(f"cannot score dimensions {list(dimensions)}; known: {', '.join(DIMENSIONS)}")
     return checked
-
-
-def _model_inputs(model: FineVQForConditionalGeneration, processor: FineVQProcessor, videos: list) -> dict:
-    """Pixel tensors of a batch of videos on the model's device and in its dtype."""
-    tensors = [processor.video_tensors(video) for video in videos]
-    return {name: torch.stack([t[name] for t in tensors]).to(model.device, model.dtype) for name in tensors[0]}
