@@ -30,12 +30,13 @@ print(imported - start, time.perf_counter() - imported)
 """
 
 
-def write_720p(path: Path, seconds: int = 10, fps: int = 30) -> None:
+def write_clip(path: Path, seconds: int = 10, fps: int = 30, width: int = 1280, height: int = 720) -> None:
+    """A moving-pattern H.264 clip (720p by default)."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=Fraction(fps))
-        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"preset": "veryfast", "crf": "23"}
-        for frame in _frames(1280, 720, seconds * fps, np.random.default_rng(0)):
+        for frame in _frames(width, height, seconds * fps, np.random.default_rng(0)):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
 
@@ -61,7 +62,7 @@ def main() -> None:
     fv = FineVQ.from_pretrained()
     with tempfile.TemporaryDirectory() as temporary:
         video = Path(temporary) / "ten_seconds_720p.mp4"
-        write_720p(video)
+        write_clip(video)
         times = []
         for _ in range(args.repeats + 1):
             start = time.perf_counter()
