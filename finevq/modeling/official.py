@@ -159,6 +159,16 @@ def _repaired(state: dict[str, torch.Tensor], problems: list[NonFiniteTensor], r
     return [f"zeroed {p.bad_values} value(s) of {p.name}" for p in problems]
 
 
+def _read_json(path: Path) -> dict:
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise CheckpointError(f"cannot read {str(path)!r}: {error}") from None
+    if not isinstance(values, dict):
+        raise CheckpointError(f"{str(path)!r} is not a JSON object")
+    return values
+
+
 def official_tokenizer(folder: Path, system_message: str):
     """The official sentencepiece tokenizer rebuilt as a fast tokenizer that encodes as it does
     (its added tokens, InternVL's image tokens), with the internlm2-chat template and its system prompt."""
@@ -167,15 +177,12 @@ def official_tokenizer(folder: Path, system_message: str):
     model_file = folder / "tokenizer.model"
     if not model_file.is_file():
         raise CheckpointError(f"official checkpoint {str(folder)!r} has no tokenizer.model")
-    try:
-        settings = json.loads((folder / "tokenizer_config.json").read_text())
-    except (OSError, ValueError) as error:
-        raise CheckpointError(f"cannot read {str(folder / 'tokenizer_config.json')!r}: {error}") from None
+    settings = _read_json(folder / "tokenizer_config.json")
     added = dict(settings.get("added_tokens_decoder") or {})
     extra_file = folder / "added_tokens.json"
     if extra_file.is_file():
         known = {value["content"] for value in added.values()}
-        for token, token_id in json.loads(extra_file.read_text()).items():
+        for token, token_id in _read_json(extra_file).items():
             if token not in known:
                 added[str(token_id)] = {"content": token, "special": True, "lstrip": False, "rstrip": False,
                                         "normalized": False, "single_word": False}
@@ -221,10 +228,7 @@ def convert_official(
         folder = download_model(str(source), OFFICIAL_DOWNLOAD_PATTERNS)
     if not folder.is_dir():
         raise CheckpointError(f"official checkpoint {str(source)!r} is not a folder (nor a hub id)")
-    try:
-        official = json.loads((folder / "config.json").read_text())
-    except (OSError, ValueError) as error:
-        raise CheckpointError(f"cannot read {str(folder / 'config.json')!r}: {error}") from None
+    official = _read_json(folder / "config.json")
     tower_configs(official)  # a wrong config fails before any weight is read
     preset = load_preset("official")
     tokenizer = official_tokenizer(folder, preset["system_message"])
