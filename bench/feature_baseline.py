@@ -1,0 +1,140 @@
+"""How much the LLM path gains or loses against a classic learner on hand-made features: natural-scene
+statistics of MSCN coefficients (as BRISQUE and NIQE measure them) plus the model's own low-level statistics
+(colour, sharpness, noise, blocks; frame-difference change, flicker, jitter), fed to gradient boosting and ridge.
+
+Run: python bench/feature_baseline.py --data DIR [--model DIR] [--generalisation-work DIR]
+DIR: a FineVD-Synth folder (`finevq synth`); the learners fit its train split, and every figure is SRCC on its
+test split (against MOS, and against -severity for the distortion dimensions) and, with
+--generalisation-work, on the independent clips bench/generalisation.py made there (against -severity),
+beside the LLM model's own SRCC on the same videos."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.linear_model import RidgeCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from finevq.data import load_finevd
+from finevq.inference import FineVQ
+from finevq.metrics import srcc
+from finevq.taxonomy import COARSE_TYPES, DIMENSIONS
+
+
+def _gaussian_window(size: int = 7, sigma: float = 7 / 6) -> torch.Tensor:
+    axis = torch.arange(size, dtype=torch.float32) - size // 2
+    kernel = torch.exp(-(axis**2) / (2 * sigma**2))
+    kernel = torch.outer(kernel, kernel)
+    return (kernel / kernel.sum()).view(1, 1, size, size)
+
+
+def mscn_statistics(luma: torch.Tensor) -> torch.Tensor:
+    """Per image (N, H, W) luma in [0, 1], at full and half scale: the MSCN coefficients' variance,
+    kurtosis and mean |x|/std ratio (the generalised-Gaussian shape BRISQUE fits), and for the four
+    neighbour products (horizontal, vertical, both diagonals) their mean, variance and left/right
+    variance ratio (the asymmetry BRISQUE's AGGD fit reads). 2 x 15 values."""
+    window = _gaussian_window().to(luma)
+    features = []
+    image = luma[:, None]
+    for _ in range(2):
+        mean = F.conv2d(image, window, padding=3)
+        deviation = (F.conv2d(image * image, window, padding=3) - mean * mean).clamp(min=0).sqrt()
+        mscn = ((image - mean) / (deviation + 1 / 255))[:, 0, 4:-4, 4:-4]
+        flat = mscn.flatten(1)
+        variance = flat.var(1)
+        features += [variance, ((flat - flat.mean(1, keepdim=True)) ** 4).mean(1) / (variance**2 + 1e-8),
+                     flat.abs().mean(1) / (flat.std(1) + 1e-8)]
+        for product in (mscn[:, :, 1:] * mscn[:, :, :-1], mscn[:, 1:] * mscn[:, :-1],
+                        mscn[:, 1:, 1:] * mscn[:, :-1, :-1], mscn[:, 1:, :-1] * mscn[:, :-1, 1:]):
+            values = product.flatten(1)
+            left = torch.where(values < 0, values, torch.zeros_like(values))
+            right = torch.where(values >= 0, values, torch.zeros_like(values))
+            features += [values.mean(1), values.var(1), (left**2).mean(1) / ((right**2).mean(1) + 1e-8)]
+        image = F.avg_pool2d(image, 2)
+    return torch.stack(features, dim=1)
+
+
+def video_features(model: FineVQ, path: str) -> np.ndarray:
+    """One vector per video: the mean and spread over keyframes of the MSCN statistics (on the decoded
+    keyframes, before the model's resize) and of the processor's frame statistics, and the clip
+    statistics of the motion frames."""
+    sample = model.processor.sample(path)
+    tensors = model.processor.video_tensors(sample)
+    pixels = torch.from_numpy(sample.keyframes).float().div(255)
+    luma = pixels @ torch.tensor([0.299, 0.587, 0.114])
+    per_frame = torch.cat([mscn_statistics(luma), tensors["frame_statistics"]], dim=1)
+    return torch.cat([per_frame.mean(0), per_frame.std(0), tensors["clip_statistics"].flatten()]).numpy()
+
+
+def learners() -> dict:
+    return {
+        "gradient boosting": lambda: HistGradientBoostingRegressor(max_iter=300, learning_rate=0.05, random_state=0),
+        "ridge": lambda: make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13))),
+    }
+
+
+def _features_of(model: FineVQ, paths: list[str], name: str) -> tuple[np.ndarray, list[dict]]:
+    """Features and the model's own scores of each video (one pass: the model samples each once)."""
+    rows, scores = [], []
+    for index, path in enumerate(paths):
+        rows.append(video_features(model, path))
+        scores.append({d: r.score for d, r in model.assess(path, diagnose=False).ratings.items()})
+        print(f"\r{name}: {index + 1}/{len(paths)}", end="", flush=True)
+    print()
+    return np.stack(rows), scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="a FineVD-Synth folder")
+    parser.add_argument("--model", help="the LLM model compared (default: the shipped one); its processor measures the statistics")
+    parser.add_argument("--generalisation-work", help="the --work folder of a bench/generalisation.py run")
+    parser.add_argument("--output", help="also write the figures as JSON")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    model = FineVQ.from_pretrained(args.model)
+    if not model.processor.settings.quality_statistics:
+        raise SystemExit("the model's processor measures no quality statistics; pass a model that has them")
+    splits = load_finevd(args.data, "scores")
+    train, test = splits["train"], splits["test"]
+    x_train, _ = _features_of(model, [row["video"]["path"] for row in train], "train features")
+    x_test, llm_test = _features_of(model, [row["video"]["path"] for row in test], "test features")
+    sets = {"synth test vs MOS": (x_test, llm_test, {d: list(test[f"mos_{d}"]) for d in DIMENSIONS})}
+    sets["synth test vs -severity"] = (x_test, llm_test, {
+        d: [-v for v in test[f"severity_{d}"]] for d in COARSE_TYPES})
+    if args.generalisation_work:
+        work = Path(args.generalisation_work)
+        labels = json.loads((work / "labels.json").read_text())
+        x_real, llm_real = _features_of(model, [str(work / label["video"]) for label in labels], "independent clips")
+        sets["independent clips vs -severity"] = (x_real, llm_real, {
+            d: [-label["severity"][d] for label in labels] for d in DIMENSIONS})
+    report = {"model": model.name, "train_videos": len(train), "features": int(x_train.shape[1]), "srcc": {}}
+    fitted = {}
+    for dimension in DIMENSIONS:
+        target = np.array(train[f"mos_{dimension}"], dtype=float)
+        for learner, make in learners().items():
+            fitted[dimension, learner] = make().fit(x_train, target)
+    for set_name, (x, llm, truths) in sets.items():
+        print(f"\n{set_name} (SRCC)\n{'dimension':<10} {'LLM':>7} {'boosting':>9} {'ridge':>7}")
+        table = report["srcc"][set_name] = {}
+        for dimension, truth in truths.items():
+            row = {"LLM": srcc([s[dimension] for s in llm], truth)}
+            for learner in learners():
+                row[learner] = srcc(fitted[dimension, learner].predict(x).tolist(), truth)
+            table[dimension] = row
+            print(f"{dimension:<10} {row['LLM']:>7.3f} {row['gradient boosting']:>9.3f} {row['ridge']:>7.3f}")
+    print(f"\n{len(train)} training videos, {x_train.shape[1]} features, {time.perf_counter() - started:.0f} s")
+    if args.output:
+        Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
