@@ -77,6 +77,7 @@ class ConversionReport:
     repair: str | None = None
     repaired: list[str] = field(default_factory=list)
     lora_pairs_merged: int = 0
+    lora_scale: float = DEFAULT_LORA_SCALE
     unused_tensors: list[str] = field(default_factory=list)
     score_head: str = "converted"
     motion_frames: str = "every frame (official)"
@@ -233,7 +234,7 @@ def convert_official(
     preset = load_preset("official")
     tokenizer = official_tokenizer(folder, preset["system_message"])
     state = read_official_weights(folder)
-    report = ConversionReport(source=str(source), tensors_read=len(state), repair=repair)
+    report = ConversionReport(source=str(source), tensors_read=len(state), repair=repair, lora_scale=lora_scale)
     report.non_finite = scan_non_finite(state)
     if report.non_finite:
         report.repaired = _repaired(state, report.non_finite, repair)
@@ -344,7 +345,7 @@ without remote code: `finevq score VIDEO --model THIS_FOLDER`, or `FineVQ.from_p
 {scan}
 
 ## Conversion
-- tensors read: {report.tensors_read}; LoRA pairs merged (scale 2.0 = alpha / rank): {report.lora_pairs_merged};
+- tensors read: {report.tensors_read}; LoRA pairs merged (scale alpha / rank = {report.lora_scale:g}): {report.lora_pairs_merged};
 - left out, never read by inference: {unused};
 - score head: {report.score_head}.
 
