@@ -123,6 +123,24 @@ def test_compression_artifact_makes_8x8_blocks_and_loses_detail(clip):
         assert error > 3.0, seed
 
 
+@pytest.mark.parametrize("subtype", ["compression artifact", "compression blur"])
+def test_every_codec_the_samplers_draw_encodes_and_degrades_more_when_severe(clip, subtype):
+    drawn: dict[str, dict[float, float]] = {}
+    for seed in range(40):
+        for severity in (0.2, 1.0):
+            params = DISTORTIONS[subtype].sample(severity, np.random.default_rng(seed))
+            if severity in drawn.get(params["codec"], {}):
+                continue
+            out = apply_distortions(clip.frames, [(subtype, params)], ClipContext(clip.fps, clip.motion))
+            error = float(np.abs(out.astype(float) - clip.frames).mean())
+            drawn.setdefault(params["codec"], {})[severity] = error
+    expected = ({"libx264", "libx265", "mpeg4", "mpeg2video", "libvpx-vp9"} if subtype == "compression artifact"
+                else {"libx264", "libx265", "libvpx-vp9"})
+    assert set(drawn) == expected
+    for codec, errors in drawn.items():
+        assert errors[1.0] > errors[0.2] > 0.5, (codec, errors)
+
+
 def overshoot(out: np.ndarray, clean: np.ndarray) -> float:
     """How far pixels go beyond the clean local range (ringing and halos overshoot it)."""
     from scipy import ndimage
@@ -180,4 +198,7 @@ def test_distortions_combine_in_pipeline_order(clip):
     one_way = apply_distortions(clip.frames, [("gaussian noise", noise), ("gaussian blur", blur)], context)
     other_way = apply_distortions(clip.frames, [("gaussian blur", blur), ("gaussian noise", noise)], context)
     assert np.array_equal(one_way, other_way), "the order is the pipeline's, not the list's"
+    listed = apply_distortions(clip.frames, [("gaussian noise", noise), ("gaussian blur", blur)], context,
+                               in_listed_order=True)
+    assert high_frequency(listed) < 0.8 * high_frequency(one_way), "a blur after the noise smooths it too"
     assert high_frequency(one_way) > high_frequency(distort(clip, "gaussian blur", 0, severity=0.6))

@@ -135,3 +135,30 @@ def test_cli_writes_folder_and_preview(tmp_path, capsys):
     assert image.shape[0] > 22 * 100 and image.std() > 20
     assert main(["synth"]) == 2
     assert "needs --out" in capsys.readouterr().err
+
+
+def test_plans_shuffle_some_distortion_orders_and_vary_the_final_mild_encode():
+    from fractions import Fraction
+
+    from finevq.data.synth.codec import EncoderSettings, round_trip
+    from finevq.data.synth.writer import plan_video
+
+    plans = [plan_video(SynthConfig(num_videos=400, seed=5, scene=TINY), index) for index in range(400)]
+    several = [p for p in plans if len(p["distortions"]) > 1]
+    shuffled = [p for p in several if p["shuffled_order"]]
+    assert 0.1 < len(shuffled) / len(several) < 0.4
+    assert not any(p["shuffled_order"] for p in plans if len(p["distortions"]) <= 1)
+    assert {p["encoder"]["codec"] for p in plans} == {"libx264", "libx265", "libvpx-vp9"}
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(40, 200, 96)[None, None, :, None] + np.linspace(0, 30, 64)[None, :, None, None]
+    frames = np.clip(ramp + rng.normal(0, 4, (8, 64, 96, 3)), 0, 255).astype(np.uint8)
+    worst = {"libx264": "18", "libx265": "20", "libvpx-vp9": "28"}
+    checked = set()
+    for plan in plans:
+        settings = EncoderSettings.from_dict(plan["encoder"])
+        if settings.codec in checked or settings.options.get("qp", settings.options.get("crf")) != worst[settings.codec]:
+            continue
+        error = round_trip(frames, Fraction(25), settings).astype(float) - frames
+        assert 10 * np.log10(255**2 / (error**2).mean()) > 32, settings  # a clean video stays clean
+        checked.add(settings.codec)
+    assert checked == set(worst)

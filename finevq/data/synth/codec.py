@@ -1,4 +1,4 @@
-"""Encoding frames to H.264/HEVC/MPEG-4 with PyAV (to disk or in memory) and decoding them back.
+"""Encoding frames to H.264/HEVC/VP9/MPEG-4/MPEG-2 with PyAV (to disk or in memory) and decoding them back.
 Single-threaded and with fixed settings, so the same frames and settings always give the same bytes."""
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import numpy as np
 _DETERMINISTIC_OPTIONS: dict[str, dict[str, str]] = {
     "libx264": {"x264-params": "threads=1:lookahead-threads=1:no-mbtree=1"},
     "libx265": {"x265-params": "pools=none:frame-threads=1:log-level=error"},
+    "libvpx-vp9": {"threads": "1", "row-mt": "0"},
     "mpeg4": {},
+    "mpeg2video": {},
 }
 
 

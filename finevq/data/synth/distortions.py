@@ -234,13 +234,21 @@ def _apply_stripe_noise(frames: Frames, params: dict, context: ClipContext) -> F
 
 # --- artifact -----------------------------------------------------------------------------------
 
+def _vp9_options(crf: int) -> dict:
+    """Constant-quality VP9 (libvpx reads crf only with a zero target bit rate), in its fast real-time mode."""
+    return {"crf": str(min(63, crf)), "b": "0", "deadline": "realtime", "cpu-used": "8"}
+
+
 def _sample_compression_artifact(severity: float, rng: np.random.Generator) -> dict:
-    codec = _choice(rng, ("libx264", "libx264", "mpeg4", "libx265"))
+    codec = _choice(rng, ("libx264", "libx264", "mpeg4", "mpeg2video", "libx265", "libvpx-vp9"))
     gop = int(rng.integers(8, 61))
-    if codec == "mpeg4":
-        # Forcing qmin = qmax fixes the MPEG-4 part 2 quantiser (8x8 DCT blocks) for every frame.
+    if codec in ("mpeg4", "mpeg2video"):
+        # Forcing qmin = qmax fixes the MPEG-4 part 2 / MPEG-2 quantiser (8x8 DCT blocks) for every frame.
         quantiser = str(int(min(31, round(6 + severity * rng.uniform(19, 25)))))
         return {"codec": codec, "options": {"qmin": quantiser, "qmax": quantiser}, "bit_rate": None, "gop_size": gop}
+    if codec == "libvpx-vp9":
+        crf = int(round(38 + severity * rng.uniform(20, 25)))
+        return {"codec": codec, "options": _vp9_options(crf), "bit_rate": None, "gop_size": gop}
     if codec == "libx265":
         qp = int(min(51, round(34 + severity * rng.uniform(12, 17))))
         return {"codec": codec, "options": {"qp": str(qp), "preset": _choice(rng, ("ultrafast", "superfast")),
@@ -440,8 +448,11 @@ def _apply_defocus(frames: Frames, params: dict, context: ClipContext) -> Frames
 
 
 def _sample_compression_blur(severity: float, rng: np.random.Generator) -> dict:
-    codec = _choice(rng, ("libx265", "libx264"))
-    if codec == "libx265":
+    codec = _choice(rng, ("libx265", "libx264", "libvpx-vp9"))
+    if codec == "libvpx-vp9":
+        # VP9's strong loop filter at a high crf smooths detail away rather than leaving blocks.
+        options = _vp9_options(int(round(45 + severity * rng.uniform(12, 18))))
+    elif codec == "libx265":
         qp = int(min(51, round(36 + severity * rng.uniform(10, 15))))
         options = {"qp": str(qp), "preset": _choice(rng, ("ultrafast", "superfast", "veryfast")),
                    "x265-params": "deblock=2,2"}
@@ -716,9 +727,18 @@ def sample_distortions(rng: np.random.Generator, clean_share: float = CLEAN_SHAR
     return [(subtype, sample_severity(rng)) for subtype in chosen]
 
 
-def apply_distortions(frames: Frames, applied: list[tuple[str, dict]], context: ClipContext) -> Frames:
+SHUFFLED_ORDER_SHARE = 0.25
+"""Share of distorted videos whose distortions are applied in a random order instead of the pipeline's:
+real footage is edited, re-uploaded and filtered in any order, and a model should not rely on one."""
+
+
+def apply_distortions(
+    frames: Frames, applied: list[tuple[str, dict]], context: ClipContext, in_listed_order: bool = False
+) -> Frames:
     """`frames` with each (subtype, params) applied, in pipeline order (capture, sensor, processing,
-    scaling, transmission) whatever order `applied` lists them in."""
-    for subtype, params in sorted(applied, key=lambda item: DISTORTIONS[item[0]].stage):
+    scaling, transmission) whatever order `applied` lists them in, or with `in_listed_order` in the
+    order listed."""
+    ordered = applied if in_listed_order else sorted(applied, key=lambda item: DISTORTIONS[item[0]].stage)
+    for subtype, params in ordered:
         frames = DISTORTIONS[subtype].apply(frames, params, context)
     return frames

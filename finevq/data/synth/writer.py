@@ -18,6 +18,7 @@ from finevq.data.synth.content import PHOTO_SPLITS, SPLITS, Scene, SceneOptions,
 from finevq.data.synth.distortions import (
     CLEAN_SHARE,
     DISTORTIONS,
+    SHUFFLED_ORDER_SHARE,
     ClipContext,
     apply_distortions,
     sample_distortions,
@@ -32,7 +33,7 @@ from finevq.data.synth.labels import (
 from finevq.errors import ConfigError
 from finevq.taxonomy import COARSE_TYPES, DIMENSIONS, NO_DISTORTION, SPECIFIC_SUBTYPES, WORST_DIMENSION_GOOD
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Bumped whenever the same seed would give different videos; a folder made by another version is not resumed."""
 
 RECORDS_DIR = "records"
@@ -61,6 +62,20 @@ def video_name(index: int) -> str:
     return f"fvs_{index:06d}.mp4"
 
 
+def final_encoder(rng: np.random.Generator) -> EncoderSettings:
+    """The mild lossy encode every video gets last, as an upload does: mostly H.264, else HEVC or VP9,
+    at qualities that leave a clean video clean."""
+    gop = int(rng.integers(12, 121))
+    codec = str(rng.choice(["libx264", "libx265", "libvpx-vp9"], p=[0.6, 0.2, 0.2]))
+    if codec == "libx265":
+        options = {"qp": str(int(rng.integers(14, 21))), "preset": "superfast"}
+    elif codec == "libvpx-vp9":
+        options = {"crf": str(int(rng.integers(16, 29))), "b": "0", "deadline": "realtime", "cpu-used": "8"}
+    else:
+        options = {"qp": str(int(rng.integers(12, 19))), "preset": str(rng.choice(["veryfast", "faster", "fast"]))}
+    return EncoderSettings(codec, options, gop_size=gop)
+
+
 def plan_video(config: SynthConfig, index: int) -> dict:
     """Everything random about video `index`, drawn from its own generator seeded by (seed, index):
     split, distortions with severities and parameters, scene, final encoder. No pixels yet."""
@@ -70,9 +85,11 @@ def plan_video(config: SynthConfig, index: int) -> dict:
     moving = any(DISTORTIONS[subtype].needs_motion for subtype, _ in distortions)
     scene = sample_scene(rng, split, config.scene, moving=moving)
     parameters = [DISTORTIONS[subtype].sample(severity, rng) for subtype, severity in distortions]
-    encoder = EncoderSettings("libx264", {"qp": str(int(rng.integers(12, 19))),
-                                          "preset": str(rng.choice(["veryfast", "faster", "fast"]))},
-                              gop_size=int(rng.integers(12, 121)))
+    shuffled = len(distortions) > 1 and rng.uniform() < SHUFFLED_ORDER_SHARE
+    if shuffled:
+        order = rng.permutation(len(distortions))
+        distortions, parameters = [distortions[i] for i in order], [parameters[i] for i in order]
+    encoder = final_encoder(rng)
     return {
         "index": index,
         "video": video_name(index),
@@ -81,6 +98,7 @@ def plan_video(config: SynthConfig, index: int) -> dict:
         "scene": scene.to_dict(),
         "distortions": [{"subtype": s, "severity": round(v, 4), "params": p}
                         for (s, v), p in zip(distortions, parameters)],
+        "shuffled_order": bool(shuffled),
         "encoder": encoder.to_dict(),
         "label_seed": int(rng.integers(0, 2**31)),
     }
@@ -92,7 +110,7 @@ def make_video(plan: dict, out_dir: Path) -> dict:
     scene = Scene.from_dict(plan["scene"])
     clip = render(scene)
     applied = [(d["subtype"], d["params"]) for d in plan["distortions"]]
-    frames = apply_distortions(clip.frames, applied, ClipContext(clip.fps, clip.motion))
+    frames = apply_distortions(clip.frames, applied, ClipContext(clip.fps, clip.motion), plan.get("shuffled_order", False))
     target = out_dir / "videos" / plan["video"]
     temporary = target.with_name(f".{target.stem}.partial.mp4")
     encode_to_file(frames, scene.fps, EncoderSettings.from_dict(plan["encoder"]), temporary)
