@@ -108,6 +108,8 @@ def _add_synth(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-frames", type=int, default=None, metavar="N", help="cap on frames per video")
     parser.add_argument("--clean-share", type=float, default=None, metavar="F",
                         help="share of undistorted videos (default 0.15)")
+    parser.add_argument("--photos", metavar="SOURCES", help="comma-separated photo sources: bundled (the default), "
+                        "plasma-workspace-wallpapers, gnome-backgrounds (Debian packages), or folders of your own")
     parser.add_argument("--workers", type=int, default=1, metavar="K", help="processes (does not change the bytes)")
     parser.add_argument("--preview", metavar="PNG", help="also (or only) write a contact sheet of every subtype")
     parser.set_defaults(handler=_run_synth)
@@ -123,7 +125,8 @@ def _run_synth(args: argparse.Namespace) -> int:
     if args.preview:
         print(f"wrote {write_preview(args.preview, seed=args.seed)}")
     if args.out:
-        scene = SceneOptions.from_ranges(args.resolution, args.fps, args.duration, args.max_frames)
+        photos = tuple(source.strip() for source in args.photos.split(",") if source.strip()) if args.photos else None
+        scene = SceneOptions.from_ranges(args.resolution, args.fps, args.duration, args.max_frames, photos)
         chosen = {} if args.clean_share is None else {"clean_share": args.clean_share}
         config = SynthConfig(num_videos=args.num_videos, seed=args.seed, scene=scene, **chosen)
         records = generate(args.out, config, workers=args.workers)

@@ -6,7 +6,8 @@ import itertools
 import numpy as np
 import pytest
 
-from finevq.data.synth.content import PHOTO_SPLITS, SceneOptions
+from finevq.data.synth.content import SceneOptions
+from finevq.data.synth.photos import PHOTO_SPLITS
 from finevq.data.synth.distortions import DISTORTIONS, sample_distortions
 from finevq.data.synth.labels import IMPACT, clean_scores, dimension_scores, label_video
 from finevq.data.synth.writer import SynthConfig, plan_video, qa_items

@@ -1,4 +1,4 @@
-"""Clean source clips: bundled photos and procedural scenes filmed by a moving virtual camera,
+"""Clean source clips: photos of the catalog and procedural scenes filmed by a moving virtual camera,
 with objects (patches of other photos, sprites, shapes) moving on their own paths."""
 
 from __future__ import annotations
@@ -11,26 +11,13 @@ from fractions import Fraction
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from finevq.data.synth.photos import BUNDLED, catalog, load_photo, require_photo_packages
 from finevq.errors import ConfigError
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 SPLIT_WEIGHTS: tuple[float, ...] = (4.0, 1.0, 1.0)
 """The paper's 4:1:1 train/validation/test proportions."""
 
-PHOTO_SPLITS: dict[str, str] = {
-    "astronaut": "train",
-    "coffee": "train",
-    "rocket": "train",
-    "hubble_deep_field": "train",
-    "retina": "train",
-    "stereo_motorcycle": "train",
-    "grace_hopper": "train",
-    "immunohistochemistry": "validation",
-    "flower": "validation",
-    "chelsea": "test",
-    "china": "test",
-}
-"""Which split each bundled photo belongs to: validation and test photos are never seen in training."""
 
 PROCEDURAL_KINDS: tuple[str, ...] = ("fractal", "shapes", "texture")
 PROCEDURAL_SHARE = 0.3
@@ -64,6 +51,8 @@ class SceneOptions:
     max_duration: float = 10.0
     max_frames: int | None = None
     procedural_share: float = PROCEDURAL_SHARE
+    # Where the filmed photos come from (finevq.data.synth.photos.catalog): "bundled", Debian packages, folders.
+    photo_sources: tuple[str, ...] = (BUNDLED,)
 
     def __post_init__(self) -> None:
         ranges = {"resolution": (self.min_side, self.max_side, _MIN_SIDE), "fps": (self.min_fps, self.max_fps, 1),
@@ -75,14 +64,19 @@ class SceneOptions:
             raise ConfigError(f"--max-frames must be at least 2, got {self.max_frames}")
         if not 0 <= self.procedural_share <= 1:
             raise ConfigError(f"procedural_share must be in [0, 1], got {self.procedural_share}")
+        object.__setattr__(self, "photo_sources", tuple(self.photo_sources))
+        catalog(self.photo_sources)  # a missing, empty or reserved source fails here, before any video
 
     @classmethod
     def from_ranges(cls, resolution: tuple[int, int] | None = None, fps: tuple[float, float] | None = None,
-                    duration: tuple[float, float] | None = None, max_frames: int | None = None) -> SceneOptions:
+                    duration: tuple[float, float] | None = None, max_frames: int | None = None,
+                    photo_sources: tuple[str, ...] | None = None) -> SceneOptions:
         """The options of `finevq synth`'s (MIN, MAX) ranges: short side, frame rate, seconds; a range
-        not given keeps the default."""
+        (or the photo sources) not given keeps the default."""
         ranges = {"side": resolution, "fps": fps, "duration": duration}
         given = {f"{end}_{name}": value for name, pair in ranges.items() if pair for end, value in zip(("min", "max"), pair)}
+        if photo_sources:
+            given["photo_sources"] = tuple(photo_sources)
         return cls(**given, max_frames=max_frames)
 
     def fps_choices(self) -> tuple[Fraction, ...]:
@@ -124,43 +118,10 @@ class Clip:
     motion: np.ndarray
 
 
-def _require_photo_packages() -> None:
-    import importlib.util
-
-    missing = [name for name in ("skimage", "sklearn", "matplotlib") if importlib.util.find_spec(name) is None]
-    if missing:
-        raise ConfigError(f"FineVD-Synth takes its photos from scikit-image, scikit-learn and matplotlib; "
-                          f"missing: {', '.join(missing)} (pip install 'finevq[synth]')")
-
-
-@functools.lru_cache(maxsize=None)
-def load_photo(name: str) -> np.ndarray:
-    """A bundled colour photo as (H, W, 3) uint8 (scikit-image, scikit-learn, matplotlib)."""
-    _require_photo_packages()
-    if name in ("china", "flower"):
-        from sklearn.datasets import load_sample_image
-
-        return np.asarray(load_sample_image(f"{name}.jpg"))
-    if name == "grace_hopper":
-        import matplotlib.cbook
-
-        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as handle:
-            return np.asarray(Image.open(handle).convert("RGB"))
-    import skimage.data
-
-    image = getattr(skimage.data, name)()
-    if name == "stereo_motorcycle":
-        image = image[0]
-    if name == "retina":
-        # The fundus photo is a disc on black; keep its inner square so the clip is not mostly black.
-        image = image[300:1110, 300:1110]
-    return np.ascontiguousarray(image[..., :3])
-
-
 @functools.lru_cache(maxsize=None)
 def load_sprites() -> tuple[tuple[str, np.ndarray], ...]:
     """Bundled RGBA images with transparency, used as moving objects: (name, (H, W, 4) uint8)."""
-    _require_photo_packages()
+    require_photo_packages()
     import matplotlib
     import skimage.data
 
@@ -171,8 +132,8 @@ def load_sprites() -> tuple[tuple[str, np.ndarray], ...]:
     return tuple(sprites)
 
 
-def photos_of_split(split: str) -> tuple[str, ...]:
-    return tuple(name for name, photo_split in PHOTO_SPLITS.items() if photo_split == split)
+def photos_of_split(split: str, sources: tuple[str, ...] = (BUNDLED,)) -> tuple[str, ...]:
+    return tuple(name for name, photo_split in catalog(tuple(sources)).items() if photo_split == split)
 
 
 def sample_split(rng: np.random.Generator) -> str:
@@ -309,15 +270,15 @@ def _sample_camera(rng: np.random.Generator, kind: str, fps: float) -> dict:
     }
 
 
-def _sample_object(rng: np.random.Generator, split: str, width: int, height: int, num_frames: int) -> dict:
+def _sample_object(rng: np.random.Generator, others: tuple[str, ...], width: int, height: int, num_frames: int) -> dict:
     size = float(rng.uniform(0.12, 0.35) * min(width, height))
-    others = photos_of_split(split)
     source_kind = str(rng.choice(["photo", "sprite", "shape"], p=[0.6, 0.15, 0.25]))
+    source_kind = "shape" if source_kind == "photo" and not others else source_kind
     speed = rng.uniform(0.5, 6.0)
     angle = rng.uniform(0, 2 * math.pi)
     return {
         "source": source_kind,
-        "photo": str(rng.choice(others)) if source_kind == "photo" else None,
+        "photo": str(rng.choice(others)) if source_kind == "photo" and others else None,
         "sprite": int(rng.integers(0, 3)),
         "crop": [float(x) for x in rng.uniform(0, 1, 2)],
         "size": size,
@@ -343,19 +304,20 @@ def sample_scene(rng: np.random.Generator, split: str, options: SceneOptions, mo
     short = rng.uniform(options.min_side, options.max_side)
     aspect = float(rng.choice(ASPECTS)) if rng.uniform() < 0.85 else float(rng.uniform(0.5, 2.2))
     width, height = (short * aspect, short) if aspect >= 1 else (short, short / aspect)
-    if rng.uniform() < options.procedural_share or not photos_of_split(split):
+    photos = photos_of_split(split, options.photo_sources)
+    if rng.uniform() < options.procedural_share or not photos:
         content = f"procedural:{rng.choice(PROCEDURAL_KINDS)}"
         width, height = _even(width), _even(height)
         grow = 1 + camera["slack"] + rng.uniform(0.05, 0.5)
         camera["canvas_size"] = [int(extent * grow) + 8 for extent in _view_extent(width, height, camera)]
     else:
-        content = f"photo:{rng.choice(photos_of_split(split))}"
+        content = f"photo:{rng.choice(photos)}"
         photo = load_photo(content.split(":", 1)[1])
         canvas_h, canvas_w = (int(x / camera["prescale"]) for x in photo.shape[:2])
         width, height = _fit_output(canvas_w, canvas_h, width, height, camera)
         camera["canvas_size"] = [canvas_w, canvas_h]
     count = int(rng.choice(4, p=[0.3, 0.35, 0.23, 0.12]))
-    objects = [_sample_object(rng, split, width, height, num_frames) for _ in range(count)]
+    objects = [_sample_object(rng, photos, width, height, num_frames) for _ in range(count)]
     return Scene(content, int(rng.integers(0, 2**31)), int(width), int(height), fps, int(num_frames), kind, camera,
                  objects, bool(rng.uniform() < 0.5))
 

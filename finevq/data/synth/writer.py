@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from finevq.data.synth.codec import EncoderSettings, encode_to_file
-from finevq.data.synth.content import PHOTO_SPLITS, SPLITS, Scene, SceneOptions, render, sample_scene, sample_split
+from finevq.data.synth.content import SPLITS, Scene, SceneOptions, render, sample_scene, sample_split
 from finevq.data.synth.distortions import (
     CLEAN_SHARE,
     DISTORTIONS,
@@ -30,6 +30,7 @@ from finevq.data.synth.labels import (
     dimension_severities,
     label_video,
 )
+from finevq.data.synth.photos import BUNDLED, describe_sources
 from finevq.errors import ConfigError
 from finevq.taxonomy import COARSE_TYPES, DIMENSIONS, NO_DISTORTION, SPECIFIC_SUBTYPES, WORST_DIMENSION_GOOD
 
@@ -54,8 +55,9 @@ class SynthConfig:
 
     def identity(self) -> dict:
         """The settings a resumed run must share with the run that started the folder."""
-        return {"generator_version": GENERATOR_VERSION, "seed": self.seed, "scene": asdict(self.scene),
-                "clean_share": self.clean_share}
+        identity = {"generator_version": GENERATOR_VERSION, "seed": self.seed, "scene": asdict(self.scene),
+                    "clean_share": self.clean_share}
+        return json.loads(json.dumps(identity))  # as synth_config.json holds it (tuples read back as lists)
 
 
 def video_name(index: int) -> str:
@@ -289,7 +291,8 @@ def readme_text(records: list[dict], config: SynthConfig) -> str:
             subtype_counts[distortion["subtype"]] += 1
     clean = sum(not r["distortions"] for r in records)
     scene = config.scene
-    photos = ", ".join(f"{name} ({split})" for name, split in PHOTO_SPLITS.items())
+    photos = "; ".join(describe_sources(scene.photo_sources))
+    photo_option = "" if scene.photo_sources == (BUNDLED,) else f" --photos {','.join(scene.photo_sources)}"
     return f"""# FineVD-Synth
 
 Synthetic distorted videos with known fine-grained labels, in the FineVD folder format, made by
@@ -297,7 +300,7 @@ Synthetic distorted videos with known fine-grained labels, in the FineVD folder 
 
     finevq synth --out DIR --num-videos {config.num_videos} --seed {config.seed} \\
         --resolution {scene.min_side} {scene.max_side} --fps {scene.min_fps:g} {scene.max_fps:g} \\
-        --duration {scene.min_duration:g} {scene.max_duration:g}{f" --max-frames {scene.max_frames}" if scene.max_frames else ""}
+        --duration {scene.min_duration:g} {scene.max_duration:g}{f" --max-frames {scene.max_frames}" if scene.max_frames else ""}{photo_option}
 
 The same command writes the same bytes. Every video is planned from its own random generator
 seeded by (seed, index); `records/` holds each video's full recipe (scene, camera, distortion
@@ -309,7 +312,7 @@ Natural colour photos bundled with scikit-image, scikit-learn and matplotlib, fi
 camera (pan, zoom, rotation, slight handheld jitter) with moving objects (patches of other photos
 of the same split, bundled sprites, textured shapes), plus procedural scenes (1/f fractal colour
 fields, antialiased shapes and text, tinted natural textures). Photos are held out by split, so the
-validation and test splits show photos never seen in training: {photos}.
+validation and test splits show photos never seen in training. Photo sources: {photos}.
 
 | split | videos | content (videos) |
 |---|---|---|
