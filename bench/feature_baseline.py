@@ -62,11 +62,10 @@ def mscn_statistics(luma: torch.Tensor) -> torch.Tensor:
     return torch.stack(features, dim=1)
 
 
-def video_features(model: FineVQ, path: str) -> np.ndarray:
-    """One vector per video: the mean and spread over keyframes of the MSCN statistics (on the decoded
-    keyframes, before the model's resize) and of the processor's frame statistics, and the clip
-    statistics of the motion frames."""
-    sample = model.processor.sample(path)
+def video_features(model: FineVQ, sample) -> np.ndarray:
+    """One vector per video sample: the mean and spread over keyframes of the MSCN statistics (on the
+    decoded keyframes, before the model's resize) and of the processor's frame statistics, and the
+    clip statistics of the motion frames."""
     tensors = model.processor.video_tensors(sample)
     pixels = torch.from_numpy(sample.keyframes).float().div(255)
     luma = pixels @ torch.tensor([0.299, 0.587, 0.114])
@@ -85,8 +84,9 @@ def _features_of(model: FineVQ, paths: list[str], name: str) -> tuple[np.ndarray
     """Features and the model's own scores of each video (one pass: the model samples each once)."""
     rows, scores = [], []
     for index, path in enumerate(paths):
-        rows.append(video_features(model, path))
-        scores.append({d: r.score for d, r in model.assess(path, diagnose=False).ratings.items()})
+        sample = model.processor.sample(path)
+        rows.append(video_features(model, sample))
+        scores.append({d: r.score for d, r in model.assess(sample, diagnose=False).ratings.items()})
         print(f"\r{name}: {index + 1}/{len(paths)}", end="", flush=True)
     print()
     return np.stack(rows), scores

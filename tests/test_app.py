@@ -431,10 +431,10 @@ def test_the_app_serves_a_released_checkpoint_named_by_hub_id(tmp_path, monkeypa
     from gradio_client import Client, handle_file
     from official_checkpoint import write_official_checkpoint
 
-    import finevq.inference.assessor as assessor
+    import finevq.modeling.checkpoint as checkpoint
 
     official = write_official_checkpoint(tmp_path / "FineVQ_score")
-    monkeypatch.setattr(assessor, "download_model", lambda repo, patterns: official)
+    monkeypatch.setattr(checkpoint, "download_model", lambda repo, patterns: official)
     monkeypatch.setenv("FINEVQ_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("FINEVQ_MODEL", "IntMeGroup/FineVQ_score")
     app = load_app_module()

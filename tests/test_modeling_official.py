@@ -280,10 +280,11 @@ def test_cli_converts_with_a_motion_budget_and_scores(tmp_path, official, clips,
 
 def test_a_hub_id_is_converted_once_and_cached(tmp_path, official, clips, monkeypatch):
     import finevq.inference.assessor as assessor
+    import finevq.modeling.checkpoint as checkpoint
     import finevq.modeling.official as official_module
 
     downloads, conversions = [], []
-    monkeypatch.setattr(assessor, "download_model", lambda repo, patterns: downloads.append(repo) or official)
+    monkeypatch.setattr(checkpoint, "download_model", lambda repo, patterns: downloads.append(repo) or official)
     real_convert = official_module.convert_official
     monkeypatch.setattr(assessor, "convert_official", lambda *a, **k: conversions.append(a) or real_convert(*a, **k))
     monkeypatch.setenv("FINEVQ_CACHE", str(tmp_path / "cache"))

@@ -18,7 +18,7 @@ import torch
 from finevq.data.instructions import SUBTYPE_QUESTIONS, YESNO_QUESTIONS, render_options, worst_dimension
 from finevq.errors import CheckpointError, ConfigError
 from finevq.inference.results import Assessment, DimensionRating, DistortionDiagnosis, TimelineWindow
-from finevq.modeling.checkpoint import download_model, is_hub_id
+from finevq.modeling.checkpoint import local_folder
 from finevq.modeling.generation import stream_chat
 from finevq.modeling.modeling import FineVQForConditionalGeneration, VisualTokens
 from finevq.modeling.official import OFFICIAL_DOWNLOAD_PATTERNS, convert_official, is_official_folder
@@ -102,13 +102,8 @@ def _resolve_folder(path: str | os.PathLike | None) -> tuple[Path, str]:
                 "pass a model folder: `--model DIR` on the command line, FineVQ.from_pretrained(DIR) in Python"
             )
         return folder, DEFAULT_MODEL
-    folder = Path(path)
-    if folder.exists() or not is_hub_id(str(path)):
-        if not folder.is_dir():
-            raise CheckpointError(f"model folder {str(path)!r} does not exist or is not a folder")
-        name = folder.resolve().name
-    else:
-        folder, name = download_model(str(path), OFFICIAL_DOWNLOAD_PATTERNS), str(path)
+    folder = local_folder(path, OFFICIAL_DOWNLOAD_PATTERNS)
+    name = folder.resolve().name if Path(path).exists() else str(path)
     return (converted_folder(folder) if is_official_folder(folder) else folder), name
 
 

@@ -21,6 +21,17 @@ def is_hub_id(name: str) -> bool:
     return bool(_HUB_ID.match(name))
 
 
+def local_folder(source: str | Path, patterns: list[str] | None = None, what: str = "model folder") -> Path:
+    """The local folder of `source`: an existing folder, or the snapshot of a hub id (owner/name)
+    that is not a local path; otherwise CheckpointError naming `what` was given."""
+    folder = Path(source)
+    if not folder.exists() and is_hub_id(str(source)):
+        return download_model(str(source), patterns)
+    if not folder.is_dir():
+        raise CheckpointError(f"{what} {str(source)!r} does not exist or is not a folder (nor a hub id)")
+    return folder
+
+
 def download_model(repo_id: str, patterns: list[str] | None = None) -> Path:
     """The local snapshot of a hub repository (downloaded once, then from the hub cache)."""
     from huggingface_hub import snapshot_download

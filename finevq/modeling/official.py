@@ -16,7 +16,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from finevq.errors import CheckpointError
-from finevq.modeling.checkpoint import MODEL_FILE_PATTERNS, download_model, is_hub_id
+from finevq.modeling.checkpoint import MODEL_FILE_PATTERNS, local_folder
 from finevq.modeling.configuration import FineVQConfig
 from finevq.modeling.modeling import FineVQForConditionalGeneration
 from finevq.modeling.official_layout import (
@@ -224,11 +224,7 @@ def convert_official(
         raise CheckpointError(f"unknown repair {repair!r}; choose one of {', '.join(REPAIRS)}")
     if motion_frames < 0:
         raise CheckpointError(f"motion frames must be 0 (every frame) or a positive budget, got {motion_frames}")
-    folder = Path(source)
-    if not folder.exists() and is_hub_id(str(source)):
-        folder = download_model(str(source), OFFICIAL_DOWNLOAD_PATTERNS)
-    if not folder.is_dir():
-        raise CheckpointError(f"official checkpoint {str(source)!r} is not a folder (nor a hub id)")
+    folder = local_folder(source, OFFICIAL_DOWNLOAD_PATTERNS, what="official checkpoint")
     official = _read_json(folder / "config.json")
     tower_configs(official)  # a wrong config fails before any weight is read
     preset = load_preset("official")

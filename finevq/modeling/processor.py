@@ -294,11 +294,11 @@ class FineVQProcessor:
         `score_answer_suffix`: the whole teacher-forced answer and its end of turn, read
         `score_readout_offset` tokens from the end)."""
         s = self.settings
-        question = [{"role": "user", "content": s.score_question.format(dimension=dimension)}]
-        answer = s.score_answer_prefix.format(dimension=dimension)
-        if s.score_answer_suffix:
-            return self.render(question + [{"role": "assistant", "content": answer + s.score_answer_suffix}])
-        return self.render(question, add_generation_prompt=True) + answer
+        if not s.score_answer_suffix:
+            return self.score_context(dimension)
+        question = {"role": "user", "content": s.score_question.format(dimension=dimension)}
+        answer = s.score_answer_prefix.format(dimension=dimension) + s.score_answer_suffix
+        return self.render([question, {"role": "assistant", "content": answer}])
 
     def score_context(self, dimension: str) -> str:
         """The text up to the score readout's answer word: what the level word follows."""

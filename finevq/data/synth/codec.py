@@ -22,6 +22,11 @@ _DETERMINISTIC_OPTIONS: dict[str, dict[str, str]] = {
 }
 
 
+def vp9_options(crf: int) -> dict[str, str]:
+    """Constant-quality VP9 (libvpx reads crf only with a zero target bit rate), in its fast real-time mode."""
+    return {"crf": str(min(63, crf)), "b": "0", "deadline": "realtime", "cpu-used": "8"}
+
+
 @dataclass(frozen=True)
 class EncoderSettings:
     """One encoder configuration: codec name, quantiser options (qp, qscale, crf, bitrate) and preset."""

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 from scipy import fft as sfft
 from scipy import ndimage, signal
 
-from finevq.data.synth.codec import EncoderSettings, round_trip
+from finevq.data.synth.codec import EncoderSettings, round_trip, vp9_options
 from finevq.taxonomy import COARSE_OF_SUBTYPE, COARSE_TYPES, SUBTYPES
 
 Frames = np.ndarray
@@ -234,11 +234,6 @@ def _apply_stripe_noise(frames: Frames, params: dict, context: ClipContext) -> F
 
 # --- artifact -----------------------------------------------------------------------------------
 
-def _vp9_options(crf: int) -> dict:
-    """Constant-quality VP9 (libvpx reads crf only with a zero target bit rate), in its fast real-time mode."""
-    return {"crf": str(min(63, crf)), "b": "0", "deadline": "realtime", "cpu-used": "8"}
-
-
 def _sample_compression_artifact(severity: float, rng: np.random.Generator) -> dict:
     codec = _choice(rng, ("libx264", "libx264", "mpeg4", "mpeg2video", "libx265", "libvpx-vp9"))
     gop = int(rng.integers(8, 61))
@@ -248,7 +243,7 @@ def _sample_compression_artifact(severity: float, rng: np.random.Generator) -> d
         return {"codec": codec, "options": {"qmin": quantiser, "qmax": quantiser}, "bit_rate": None, "gop_size": gop}
     if codec == "libvpx-vp9":
         crf = int(round(38 + severity * rng.uniform(20, 25)))
-        return {"codec": codec, "options": _vp9_options(crf), "bit_rate": None, "gop_size": gop}
+        return {"codec": codec, "options": vp9_options(crf), "bit_rate": None, "gop_size": gop}
     if codec == "libx265":
         qp = int(min(51, round(34 + severity * rng.uniform(12, 17))))
         return {"codec": codec, "options": {"qp": str(qp), "preset": _choice(rng, ("ultrafast", "superfast")),
@@ -451,7 +446,7 @@ def _sample_compression_blur(severity: float, rng: np.random.Generator) -> dict:
     codec = _choice(rng, ("libx265", "libx264", "libvpx-vp9"))
     if codec == "libvpx-vp9":
         # VP9's strong loop filter at a high crf smooths detail away rather than leaving blocks.
-        options = _vp9_options(int(round(45 + severity * rng.uniform(12, 18))))
+        options = vp9_options(int(round(45 + severity * rng.uniform(12, 18))))
     elif codec == "libx265":
         qp = int(min(51, round(36 + severity * rng.uniform(10, 15))))
         options = {"qp": str(qp), "preset": _choice(rng, ("ultrafast", "superfast", "veryfast")),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from finevq.data.synth.codec import EncoderSettings, encode_to_file
+from finevq.data.synth.codec import EncoderSettings, encode_to_file, vp9_options
 from finevq.data.synth.content import SPLITS, Scene, SceneOptions, render, sample_scene, sample_split
 from finevq.data.synth.distortions import (
     CLEAN_SHARE,
@@ -72,7 +72,7 @@ def final_encoder(rng: np.random.Generator) -> EncoderSettings:
     if codec == "libx265":
         options = {"qp": str(int(rng.integers(14, 21))), "preset": "superfast"}
     elif codec == "libvpx-vp9":
-        options = {"crf": str(int(rng.integers(16, 29))), "b": "0", "deadline": "realtime", "cpu-used": "8"}
+        options = vp9_options(int(rng.integers(16, 29)))
     else:
         options = {"qp": str(int(rng.integers(12, 19))), "preset": str(rng.choice(["veryfast", "faster", "fast"]))}
     return EncoderSettings(codec, options, gop_size=gop)
