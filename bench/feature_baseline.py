@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import RidgeCV
 from sklearn.pipeline import make_pipeline
@@ -26,50 +25,19 @@ from sklearn.preprocessing import StandardScaler
 from finevq.data import load_finevd
 from finevq.inference import FineVQ
 from finevq.metrics import srcc
+from finevq.modeling.statistics import mscn_statistics
 from finevq.taxonomy import COARSE_TYPES, DIMENSIONS
 
 
-def _gaussian_window(size: int = 7, sigma: float = 7 / 6) -> torch.Tensor:
-    axis = torch.arange(size, dtype=torch.float32) - size // 2
-    kernel = torch.exp(-(axis**2) / (2 * sigma**2))
-    kernel = torch.outer(kernel, kernel)
-    return (kernel / kernel.sum()).view(1, 1, size, size)
-
-
-def mscn_statistics(luma: torch.Tensor) -> torch.Tensor:
-    """Per image (N, H, W) luma in [0, 1], at full and half scale: the MSCN coefficients' variance,
-    kurtosis and mean |x|/std ratio (the generalised-Gaussian shape BRISQUE fits), and for the four
-    neighbour products (horizontal, vertical, both diagonals) their mean, variance and left/right
-    variance ratio (the asymmetry BRISQUE's AGGD fit reads). 2 x 15 values."""
-    window = _gaussian_window().to(luma)
-    features = []
-    image = luma[:, None]
-    for _ in range(2):
-        mean = F.conv2d(image, window, padding=3)
-        deviation = (F.conv2d(image * image, window, padding=3) - mean * mean).clamp(min=0).sqrt()
-        mscn = ((image - mean) / (deviation + 1 / 255))[:, 0, 4:-4, 4:-4]
-        flat = mscn.flatten(1)
-        variance = flat.var(1)
-        features += [variance, ((flat - flat.mean(1, keepdim=True)) ** 4).mean(1) / (variance**2 + 1e-8),
-                     flat.abs().mean(1) / (flat.std(1) + 1e-8)]
-        for product in (mscn[:, :, 1:] * mscn[:, :, :-1], mscn[:, 1:] * mscn[:, :-1],
-                        mscn[:, 1:, 1:] * mscn[:, :-1, :-1], mscn[:, 1:, :-1] * mscn[:, :-1, 1:]):
-            values = product.flatten(1)
-            left = torch.where(values < 0, values, torch.zeros_like(values))
-            right = torch.where(values >= 0, values, torch.zeros_like(values))
-            features += [values.mean(1), values.var(1), (left**2).mean(1) / ((right**2).mean(1) + 1e-8)]
-        image = F.avg_pool2d(image, 2)
-    return torch.stack(features, dim=1)
-
-
 def video_features(model: FineVQ, sample) -> np.ndarray:
-    """One vector per video sample: the mean and spread over keyframes of the MSCN statistics (on the
-    decoded keyframes, before the model's resize) and of the processor's frame statistics, and the
-    clip statistics of the motion frames."""
+    """One vector per video sample: the mean and spread over keyframes of the MSCN statistics and of
+    the processor's other frame statistics (on the decoded keyframes, before the model's resize; a
+    processor with nss_statistics measures the MSCN ones itself), and the clip statistics."""
     tensors = model.processor.video_tensors(sample)
-    pixels = torch.from_numpy(sample.keyframes).float().div(255)
-    luma = pixels @ torch.tensor([0.299, 0.587, 0.114])
-    per_frame = torch.cat([mscn_statistics(luma), tensors["frame_statistics"]], dim=1)
+    per_frame = tensors["frame_statistics"]
+    if not model.processor.settings.nss_statistics:
+        luma = torch.from_numpy(sample.keyframes).float().div(255) @ torch.tensor([0.299, 0.587, 0.114])
+        per_frame = torch.cat([mscn_statistics(luma), per_frame], dim=1)
     return torch.cat([per_frame.mean(0), per_frame.std(0), tensors["clip_statistics"].flatten()]).numpy()
 
 

@@ -397,3 +397,26 @@ def test_rows_without_answer_tokens_give_a_zero_lm_loss(tiny):
     batch["labels"][:] = -100
     out = model(**batch)
     assert out.lm_loss.item() == 0.0 and torch.isfinite(out.loss)
+
+
+def test_rows_sharing_a_video_encode_it_once_with_the_same_loss_and_gradients(tiny):
+    model, processor = tiny
+    rows = [SCORE_ROW, YESNO_ROW, SCORE_ROW]
+    features = [{**processor.encode_row(row, video=_frames(seed)), "video": f"clip{seed}.mp4"}
+                for row, seed in zip(rows, (0, 0, 1))]
+    shared = processor.collate(features)
+    apart = processor.collate([{k: v for k, v in f.items() if k != "video"} for f in features])
+    assert shared["pixel_values"].shape[0] == 2 and apart["pixel_values"].shape[0] == 3
+    assert shared["video_index"].tolist() == [0, 0, 1] and "video_index" not in apart
+    gradients = []
+    for batch in (shared, apart):
+        model.zero_grad()
+        out = model(**batch)
+        out.loss.backward()
+        gradients.append((out.loss.detach(), out.scores.detach(),
+                          model.vision.projector.linear_1.weight.grad.clone()))
+    model.zero_grad()
+    torch.testing.assert_close(gradients[0][0], gradients[1][0])
+    torch.testing.assert_close(gradients[0][1], gradients[1][1], equal_nan=True)
+    torch.testing.assert_close(gradients[0][2], gradients[1][2])
+    assert gradients[0][2].abs().sum() > 0

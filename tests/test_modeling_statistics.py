@@ -15,10 +15,14 @@ from finevq.modeling.configuration import FineVQConfig
 from finevq.modeling.statistics import (
     CLIP_STATISTICS,
     FRAME_STATISTICS,
+    NSS_STATISTICS,
     TILE_STATISTICS,
+    _luma,
     _median3,
     clip_statistics,
+    frame_statistics_size,
     mosaic_statistics,
+    mscn_statistics,
     tile_statistics,
 )
 from finevq.taxonomy import DIMENSIONS
@@ -62,6 +66,20 @@ def test_each_statistic_moves_with_its_distortion():
     assert tile_statistics(_photo(96)[..., :80]).shape == (1, TILE_STATISTICS)
 
 
+def test_mscn_statistics_see_noise_and_blur_as_brisque_does():
+    clean = _photo(128)
+    noisy = (clean + 0.08 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    stats = {name: mscn_statistics(_luma(images))[0] for name, images in
+             {"clean": clean, "noisy": noisy, "blurred": _box_blur(clean)}.items()}
+    variance, horizontal_product = 0, 3  # the first scale's MSCN variance and mean horizontal product
+    assert stats["clean"].shape == (NSS_STATISTICS,) and torch.isfinite(stats["clean"]).all()
+    assert stats["noisy"][variance] > 1.5 * stats["clean"][variance]
+    assert stats["blurred"][variance] < 0.5 * stats["clean"][variance]
+    assert stats["noisy"][horizontal_product] < stats["clean"][horizontal_product] - 0.05  # noise decorrelates
+    half = stats["clean"][NSS_STATISTICS // 2:]
+    assert not torch.allclose(half, stats["clean"][:NSS_STATISTICS // 2])  # the second scale differs
+
+
 def test_median_filter_matches_sorting_every_neighbourhood():
     values = torch.randint(0, 6, (3, 17, 23)).float()  # many ties
     patches = torch.nn.functional.unfold(torch.nn.functional.pad(values[:, None], (1, 1, 1, 1), mode="replicate"), 3)
@@ -87,7 +105,15 @@ def test_processor_measures_statistics_and_the_model_needs_them(tmp_path):
     video = write_video(tmp_path / "clip.mp4", num_frames=12, width=96, height=64)
     inputs = processor.video_inputs(video)
     frames = processor.settings.num_frames
-    assert inputs["frame_statistics"].shape == (1, frames, FRAME_STATISTICS)
+    assert model.config.nss_statistics and processor.settings.nss_statistics  # the tiny preset measures NSS
+    assert inputs["frame_statistics"].shape == (1, frames, frame_statistics_size(True))
+    assert frame_statistics_size(True) == FRAME_STATISTICS + NSS_STATISTICS
+    without_nss, plain = build_model("tiny", {**TINY, "model.nss_statistics": False}, seed=0)
+    plain_inputs = plain.video_inputs(video)
+    assert plain_inputs["frame_statistics"].shape == (1, frames, FRAME_STATISTICS)
+    torch.testing.assert_close(plain_inputs["frame_statistics"], inputs["frame_statistics"][..., :FRAME_STATISTICS],
+                               equal_nan=True)
+    assert without_nss.encode_video(**plain_inputs).frames.shape[1] == frames * without_nss.config.tokens_per_frame
     assert inputs["clip_statistics"].shape == (1, CLIP_STATISTICS)
     visual = model.encode_video(**inputs)
     assert visual.frames.shape[1] == frames * model.config.tokens_per_frame

@@ -333,15 +333,15 @@ def probe_script(tmp_path_factory) -> Path:
     return path
 
 
-def test_two_gloo_processes_get_disjoint_rows_and_identical_weights(probe_script, synth, labels_cache, tmp_path):
+def test_two_gloo_processes_get_disjoint_rows_and_identical_weights_with_shared_videos(probe_script, synth, labels_cache, tmp_path):
     out = tmp_path / "gloo"
     settings = overrides(synth, labels_cache, out, "training.max_steps=2", "evaluation.every_steps=2",
-                         "evaluation.test=false", "training.batch_size=2")
+                         "evaluation.test=false", "training.batch_size=4", "training.rows_per_video=2")
     run(launch_command("cpu_2proc_gloo.yaml", probe_script, [str(SMOKE), *settings]))
     for step in (1, 2):
         ranks = [json.loads((out / "probe" / f"rank{r}-step{step}.json").read_text()) for r in (0, 1)]
         assert all(rank["processes"] == 2 for rank in ranks)
-        assert len(ranks[0]["rows"]) == len(ranks[1]["rows"]) == 2
+        assert len(ranks[0]["rows"]) == len(ranks[1]["rows"]) == 4
         assert not set(ranks[0]["rows"]) & set(ranks[1]["rows"])
         assert ranks[0]["digest"] == ranks[1]["digest"]
     assert step_entries(out)[2]["processes"] == 2

@@ -132,3 +132,19 @@ def test_metric_value_reads_a_dotted_path_and_rejects_unknown_ones():
         metric_value(report, "score_head.overal.srcc")
     with pytest.raises(ConfigError, match="names a section"):
         metric_value(report, "score_head.overall")
+
+
+def test_rows_per_video_keeps_runs_of_one_videos_rows_together_and_shards_whole_batches():
+    videos = [f"v{i // 6}.mp4" for i in range(60)]  # 10 videos, 6 questions each
+    rows = list(range(60))
+    shards = [ShardedOrder(rows, batch_size=8, accumulation=1, num_processes=2, process_index=p, seed=1,
+                           videos=videos, rows_per_video=3) for p in (0, 1)]
+    first, second = shards[0].epoch_rows(0), shards[1].epoch_rows(0)
+    assert sorted(set(first + second)) == rows and len(first) == len(second) == 32
+    everything = [row for k in range(0, 32, 8) for row in first[k:k + 8] + second[k:k + 8]]  # batches in turn
+    runs = [everything[i:i + 3] for i in range(0, 60, 3)]
+    assert all(len({videos[r] for r in run}) == 1 for run in runs)  # each run of 3 is one video's
+    assert len({videos[run[0]] for run in runs[:4]}) > 1  # runs of different videos are shuffled
+    assert shards[0].epoch_rows(1) != first and shards[0].epoch_rows(0) == first
+    with pytest.raises(ConfigError, match="video of every row"):
+        ShardedOrder(rows, batch_size=8, accumulation=1, rows_per_video=2)

@@ -38,6 +38,8 @@ class FineVQConfig(PreTrainedConfig):
     score_range: the score scale the score head regresses (raw MOS units, e.g. [0, 100]).
     quality_statistics: add a token of measured low-level statistics to every keyframe slot and to
     the motion slot (`finevq.modeling.statistics`); the tiny model trained from scratch uses it.
+    nss_statistics: with quality_statistics, also the natural-scene statistics of each keyframe's
+    MSCN coefficients (as BRISQUE measures them).
     slowfast_width / slowfast_depths / slowfast_alpha: SlowFast's slow stem channels (64), stage
     depths ((3, 4, 6, 3): R50) and frame ratio of the slow pathway, for motion_encoder="slowfast".
     score_head_activation / score_head_output: "gelu" / "centered" here, "relu" / "relu_unit" for
@@ -67,6 +69,7 @@ class FineVQConfig(PreTrainedConfig):
     slowfast_alpha: int = 4
     num_motion_tokens: int = 1
     quality_statistics: bool = False
+    nss_statistics: bool = False
     statistics_hidden_size: int = 64
     use_fragments: bool = True
     downsample_ratio: float = 0.5

@@ -166,6 +166,7 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
         frame_statistics: torch.Tensor | None = None,
         clip_statistics: torch.Tensor | None = None,
         visual: VisualTokens | None = None,
+        video_index: torch.LongTensor | None = None,
         labels: torch.LongTensor | None = None,
         score_positions: torch.LongTensor | None = None,
         mos: torch.Tensor | None = None,
@@ -181,9 +182,13 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
         tokens; with `score_positions` and `mos` the score loss is the score head's error against the
         MOS (`config.score_loss`), plus, with a quality probe and `score_dimensions` (each row's index in
         DIMENSIONS), the weighted probe error on the same dimension.
+        video_index: row i reads video `video_index[i]` of the video tensors (the collate's form when
+        rows share videos: each is encoded once); default one video per row.
         logits_to_keep: compute the LM logits of only the last N positions (0: all; needs no labels)."""
         if visual is None and pixel_values is not None:
             visual = self.encode_video(pixel_values, motion_values, fragment_values, frame_statistics, clip_statistics)
+        if visual is not None and video_index is not None:
+            visual = VisualTokens(frames=visual.frames[video_index], motion=visual.motion[video_index])
         outputs = self.language_model.get_decoder()(
             inputs_embeds=self.embed_inputs(input_ids, visual),
             attention_mask=attention_mask,

@@ -28,6 +28,8 @@ PROCESSOR_FILE = "processor_config.json"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IGNORE_INDEX = -100
+VIDEO_TENSORS = ("pixel_values", "motion_values", "fragment_values", "frame_statistics", "clip_statistics")
+"""The per-video model inputs `video_tensors` makes (fragments and statistics when the model reads them)."""
 _LEVEL_WORD = re.compile(r"\b(" + "|".join(LEVELS) + r")\b", re.IGNORECASE)
 
 
@@ -62,6 +64,7 @@ class ProcessorSettings:
     # (native when smaller) and measured at that size before the resize to image_size, and fragments
     # (fragment_grid x fragment_patch, native) are sampled for them even if the model does not read them.
     statistics_size: int = 256
+    nss_statistics: bool = False
     frame_token: str = FRAME_TOKEN
     motion_token: str = MOTION_TOKEN
     # Text around each slot's placeholders (InternVL: "<img>" and "</img>").
@@ -112,6 +115,7 @@ def settings_for_model(config: FineVQConfig, **overrides) -> ProcessorSettings:
         "tokens_per_frame": config.tokens_per_frame,
         "num_motion_tokens": config.motion_slot_tokens,
         "quality_statistics": config.quality_statistics,
+        "nss_statistics": config.nss_statistics,
         "score_range": [float(x) for x in config.score_range],
     }
     if config.motion_encoder == "videomae":
@@ -247,7 +251,8 @@ class FineVQProcessor:
                 sample.fragments, s.image_size, s.image_mean, s.image_std, s.resize_filter
             )
         if s.quality_statistics:
-            tensors.update(video_statistics(sample.keyframes, sample.fragments, motion, s.fragment_patch))
+            tensors.update(video_statistics(sample.keyframes, sample.fragments, motion, s.fragment_patch,
+                                            s.nss_statistics))
         return tensors
 
     def video_inputs(self, video) -> dict[str, torch.Tensor]:
@@ -385,7 +390,10 @@ class FineVQProcessor:
         return features
 
     def collate(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        """Pad and stack `encode_row` outputs into a batch (right padding)."""
+        """Pad and stack `encode_row` outputs into a batch (right padding).
+
+        When rows carry a "video" key and some share one, the video tensors are stacked once per
+        distinct video and "video_index" maps each row to its video: the model encodes it once."""
         width = max(len(f["input_ids"]) for f in features)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         batch = {
@@ -401,9 +409,18 @@ class FineVQProcessor:
         batch["score_positions"] = torch.tensor([f["score_position"] for f in features], dtype=torch.long)
         batch["mos"] = torch.tensor([f["mos"] for f in features], dtype=torch.float)
         batch["score_dimensions"] = torch.tensor([f.get("score_dimension", -1) for f in features], dtype=torch.long)
-        for name in ("pixel_values", "motion_values", "fragment_values", "frame_statistics", "clip_statistics"):
+        videos = features
+        if all("video" in f for f in features):
+            first_row = {}
+            for row, f in enumerate(features):
+                first_row.setdefault(f["video"], row)
+            if len(first_row) < len(features):
+                videos = [features[row] for row in first_row.values()]
+                position = {video: index for index, video in enumerate(first_row)}
+                batch["video_index"] = torch.tensor([position[f["video"]] for f in features], dtype=torch.long)
+        for name in VIDEO_TENSORS:
             if name in features[0]:
-                batch[name] = torch.stack([f[name] for f in features])
+                batch[name] = torch.stack([f[name] for f in videos])
         return batch
 
 

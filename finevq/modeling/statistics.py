@@ -157,6 +157,51 @@ FRAME_STATISTICS = 4 * TILE_STATISTICS
 """Per keyframe: the whole frame's statistics and its fragment patches' mean, max and min."""
 
 
+def _gaussian_window(size: int = 7, sigma: float = 7 / 6) -> torch.Tensor:
+    axis = torch.arange(size, dtype=torch.float32) - size // 2
+    kernel = torch.exp(-(axis**2) / (2 * sigma**2))
+    kernel = torch.outer(kernel, kernel)
+    return (kernel / kernel.sum()).view(1, 1, size, size)
+
+
+def mscn_statistics(luma: torch.Tensor) -> torch.Tensor:
+    """Per image (N, H, W) luma in [0, 1], at full and half scale: the MSCN coefficients' variance,
+    kurtosis and mean |x|/std ratio (the generalised-Gaussian shape BRISQUE fits), and for the four
+    neighbour products (horizontal, vertical, both diagonals) their mean, variance and left/right
+    variance ratio (the asymmetry BRISQUE's AGGD fit reads) -> (N, NSS_STATISTICS).
+
+    Natural images have near-Gaussian MSCN coefficients whatever they show; noise, blur and blocks
+    each bend that shape their own way, which is why these transfer across content."""
+    window = _gaussian_window().to(luma)
+    features = []
+    image = luma[:, None]
+    for _ in range(2):
+        mean = F.conv2d(image, window, padding=3)
+        deviation = (F.conv2d(image * image, window, padding=3) - mean * mean).clamp(min=0).sqrt()
+        mscn = ((image - mean) / (deviation + 1 / 255))[:, 0, 4:-4, 4:-4]
+        flat = mscn.flatten(1)
+        variance = flat.var(1)
+        features += [variance, ((flat - flat.mean(1, keepdim=True)) ** 4).mean(1) / (variance**2 + 1e-8),
+                     flat.abs().mean(1) / (flat.std(1) + 1e-8)]
+        for product in (mscn[:, :, 1:] * mscn[:, :, :-1], mscn[:, 1:] * mscn[:, :-1],
+                        mscn[:, 1:, 1:] * mscn[:, :-1, :-1], mscn[:, 1:, :-1] * mscn[:, :-1, 1:]):
+            values = product.flatten(1)
+            left = torch.where(values < 0, values, torch.zeros_like(values))
+            right = torch.where(values >= 0, values, torch.zeros_like(values))
+            features += [values.mean(1), values.var(1), (left**2).mean(1) / ((right**2).mean(1) + 1e-8)]
+        image = F.avg_pool2d(image, 2)
+    return torch.stack(features, dim=1)
+
+
+NSS_STATISTICS = 30
+"""Per keyframe with `nss_statistics`: `mscn_statistics` of the whole frame, 15 values at each of two scales."""
+
+
+def frame_statistics_size(nss: bool) -> int:
+    """Statistics per keyframe: FRAME_STATISTICS, plus NSS_STATISTICS with `nss`."""
+    return FRAME_STATISTICS + (NSS_STATISTICS if nss else 0)
+
+
 def _shift(previous: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
     """Global translation (N, 2) between luma frames by phase correlation (whole pixels)."""
     cross = torch.fft.rfft2(previous).conj() * torch.fft.rfft2(current)
@@ -203,12 +248,16 @@ def unit_pixels(frames) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
 
 
-def video_statistics(keyframes, fragments, motion: torch.Tensor, fragment_patch: int) -> dict[str, torch.Tensor]:
+def video_statistics(keyframes, fragments, motion: torch.Tensor, fragment_patch: int, nss: bool = False
+                     ) -> dict[str, torch.Tensor]:
     """The statistics of one video's sample: keyframes (F, H, W, 3) and their native fragment mosaics
     (F, S, S, 3), uint8 as decoded, and its motion clip (T, 3, s, s) in [0, 1] -> frame_statistics
-    (F, FRAME_STATISTICS) and clip_statistics (CLIP_STATISTICS,)."""
-    frames = torch.cat([tile_statistics(unit_pixels(keyframes)),
-                        mosaic_statistics(unit_pixels(fragments), fragment_patch)], dim=1)
+    (F, frame_statistics_size(nss)) and clip_statistics (CLIP_STATISTICS,)."""
+    pixels = unit_pixels(keyframes)
+    parts = [tile_statistics(pixels), mosaic_statistics(unit_pixels(fragments), fragment_patch)]
+    if nss:
+        parts.append(mscn_statistics(_luma(pixels)))
+    frames = torch.cat(parts, dim=1)
     return {"frame_statistics": frames, "clip_statistics": clip_statistics(motion[None])[0]}
 
 
@@ -243,7 +292,8 @@ class QualityStatistics(nn.Module):
     def __init__(self, config: FineVQConfig):
         super().__init__()
         width = config.text_config.hidden_size
-        self.frame_projector = _StatisticsProjector(FRAME_STATISTICS, width, config.statistics_hidden_size)
+        self.frame_projector = _StatisticsProjector(frame_statistics_size(config.nss_statistics), width,
+                                                    config.statistics_hidden_size)
         self.clip_projector = _StatisticsProjector(CLIP_STATISTICS, width, config.statistics_hidden_size)
         keep_default_init(self)
 

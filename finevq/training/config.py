@@ -138,13 +138,16 @@ class TrainingSection:
     precision, gradient checkpointing, the seed and the two loss weights.
 
     max_steps (optimizer steps) replaces `epochs` when set. score_loss_weight defaults to 1 except in
-    stage1, which trains with the LM loss only."""
+    stage1, which trains with the LM loss only. rows_per_video > 1 puts that many questions about one
+    video next to each other in a micro-batch, whose video is then encoded once for all of them
+    (`ShardedOrder`): the vision side costs that many times less per question."""
 
     stage: Literal["stage1", "stage2", "scratch"] = "stage2"
     epochs: int = 1
     max_steps: int | None = None
     batch_size: int = 1
     gradient_accumulation: int = 1
+    rows_per_video: int = 1
     optimizer: Literal["adamw"] = "adamw"
     lr: float = 4e-5
     weight_decay: float = 0.01
@@ -164,6 +167,7 @@ class TrainingSection:
         _require(self.max_steps is None or self.max_steps >= 1,
                  f"training.max_steps must be >= 1, got {self.max_steps}")
         _require(self.batch_size >= 1, f"training.batch_size must be >= 1, got {self.batch_size}")
+        _require(self.rows_per_video >= 1, f"training.rows_per_video must be >= 1, got {self.rows_per_video}")
         _require(self.gradient_accumulation >= 1,
                  f"training.gradient_accumulation must be >= 1, got {self.gradient_accumulation}")
         _require(self.lr > 0, f"training.lr must be > 0, got {self.lr}")

@@ -124,7 +124,8 @@ class VideoTensorCache:
 
 class ConversationDataset(Dataset):
     """Conversation rows -> the features of `FineVQProcessor.encode_row` (token ids, labels, score
-    position and MOS, video tensors), computed in the loader's workers; videos through `cache` if given."""
+    position and MOS, video tensors) and the video's path (which rows share a video), computed in the
+    loader's workers; videos through `cache` if given."""
 
     def __init__(self, rows: datasets.Dataset, processor, cache: VideoTensorCache | None = None):
         self.rows = rows.to_list()
@@ -134,20 +135,31 @@ class ConversationDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
+    @property
+    def videos(self) -> list[str]:
+        """The video path of every row."""
+        return [row["video"]["path"] for row in self.rows]
+
     def __getitem__(self, index: int) -> dict:
         row = self.rows[index]
         path = row["video"]["path"]
         features = self.processor.encode_conversation(
             row["conversations"], row["question_type"], row["mos"], row.get("dimension"))
         features.update(self.cache.get(path) if self.cache is not None else self.processor.video_tensors(path))
+        features["video"] = path
         return features
 
 
 @dataclass(frozen=True)
 class ShardedOrder:
     """The order in which one process sees the rows: a seeded permutation per epoch, padded by
-    wrapping around to a whole number of optimizer steps on every process, every `num_processes`-th
-    row from `process_index` on, so the shards are disjoint whenever the rows fill whole steps."""
+    wrapping around to a whole number of optimizer steps on every process, cut into micro-batches
+    that go to the processes in turn (micro-batch i to process i % num_processes), so the shards are
+    disjoint whenever the rows fill whole steps.
+
+    With `videos` (the video of every dataset row) and `rows_per_video` > 1, each video's rows are
+    shuffled and cut into runs of `rows_per_video` that stay next to each other: a micro-batch holds
+    several questions about each of its videos, and the collate encodes each video once for them."""
 
     rows: list[int]
     batch_size: int
@@ -155,10 +167,14 @@ class ShardedOrder:
     num_processes: int = 1
     process_index: int = 0
     seed: int = 0
+    videos: list[str] | None = None
+    rows_per_video: int = 1
 
     def __post_init__(self) -> None:
         if not self.rows:
             raise ConfigError("no training rows: check data.question_types and data.question_weights")
+        if self.rows_per_video > 1 and self.videos is None:
+            raise ConfigError("rows_per_video > 1 needs the video of every row")
 
     @property
     def rows_per_step(self) -> int:
@@ -169,13 +185,25 @@ class ShardedOrder:
     def steps_per_epoch(self) -> int:
         return math.ceil(len(self.rows) / self.rows_per_step)
 
-    def epoch_rows(self, epoch: int) -> list[int]:
-        """This process's rows of `epoch`, in order."""
+    def _permutation(self, epoch: int) -> list[int]:
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         order = [self.rows[i] for i in torch.randperm(len(self.rows), generator=generator).tolist()]
+        if self.rows_per_video == 1:
+            return order
+        by_video: dict[str, list[int]] = {}
+        for row in order:
+            by_video.setdefault(self.videos[row], []).append(row)
+        runs = [rows[start:start + self.rows_per_video]
+                for rows in by_video.values() for start in range(0, len(rows), self.rows_per_video)]
+        return [row for i in torch.randperm(len(runs), generator=generator).tolist() for row in runs[i]]
+
+    def epoch_rows(self, epoch: int) -> list[int]:
+        """This process's rows of `epoch`, in order."""
+        order = self._permutation(epoch)
         padded_length = self.steps_per_epoch * self.rows_per_step
         padded = (order * math.ceil(padded_length / len(order)))[:padded_length]
-        return padded[self.process_index::self.num_processes]
+        batches = range(self.process_index * self.batch_size, padded_length, self.num_processes * self.batch_size)
+        return [row for start in batches for row in padded[start:start + self.batch_size]]
 
     def loader(self, dataset: Dataset, collate, epoch: int, start_step: int, num_workers: int) -> DataLoader:
         """Micro-batches of `epoch` from optimizer step `start_step` on (the data position of a resume).

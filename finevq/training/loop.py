@@ -201,7 +201,8 @@ class Trainer:
         cache = VideoTensorCache(cache_dir, self.processor) if cache_dir else None
         self.dataset = ConversationDataset(train_rows, self.processor, cache)
         self.order = ShardedOrder(rows, training.batch_size, training.gradient_accumulation,
-                                  accelerator.num_processes, accelerator.process_index, training.seed)
+                                  accelerator.num_processes, accelerator.process_index, training.seed,
+                                  self.dataset.videos, training.rows_per_video)
         self.total_steps = training.max_steps or training.epochs * self.order.steps_per_epoch
         self.eval_every = evaluation.every_steps or self.order.steps_per_epoch
         self.checkpoint_every = config.output.checkpoint_every_steps or self.eval_every
