@@ -36,7 +36,7 @@ def train_run(processes: int, data: Path, out: Path, cache: Path, args: argparse
     """Log entries of one run of the full tiny preset, without validation or test; with rows_per_video
     R > 1 the batch is R times larger (as many videos per batch, R questions each)."""
     settings = [
-        f"data.source={data}", f"output.dir={out}", f"data.video_cache={cache}",
+        f"data.source={data}", "data.synthesize=null", f"output.dir={out}", f"data.video_cache={cache}",
         f"data.labels_cache={cache.parent / 'labels'}",
         "model.preset_overrides={}", "data.num_frames=8", f"data.num_workers={args.workers}",
         f"training.max_steps={args.steps}", f"training.batch_size={args.batch_size * rows_per_video}",
