@@ -411,12 +411,12 @@ class FineVQProcessor:
         batch["score_dimensions"] = torch.tensor([f.get("score_dimension", -1) for f in features], dtype=torch.long)
         videos = features
         if all("video" in f for f in features):
-            first_row = {}
-            for row, f in enumerate(features):
-                first_row.setdefault(f["video"], row)
-            if len(first_row) < len(features):
-                videos = [features[row] for row in first_row.values()]
-                position = {video: index for index, video in enumerate(first_row)}
+            first_of_video = {}
+            for f in features:
+                first_of_video.setdefault(f["video"], f)
+            if len(first_of_video) < len(features):
+                videos = list(first_of_video.values())
+                position = {video: index for index, video in enumerate(first_of_video)}
                 batch["video_index"] = torch.tensor([position[f["video"]] for f in features], dtype=torch.long)
         for name in VIDEO_TENSORS:
             if name in features[0]:
