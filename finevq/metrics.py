@@ -333,7 +333,8 @@ def build_report(scores: Iterable[ScoreRecord | Mapping] = (), qa: Iterable[QARe
     level of the true MOS, from `true_level` or binned over `mos_range`: one (low, high) or one per
     dimension); `yes_no_accuracy` per coarse type and `all`; `which_subtype_accuracy` per coarse type
     (the type asked about, else the type of the true subtype; `mixed` for a "none" answer to a question
-    over all types) and `all`; `which_dimension_accuracy`. Records may be dataclasses or mappings with the same keys (e.g. read
+    over all types) and `all`; `which_dimension_accuracy`; `worst_dimension_accuracy` (videos rated on all
+    five coarse dimensions: the labels' rule on the predicted levels and scores vs on the true ones). Records may be dataclasses or mappings with the same keys (e.g. read
     back from JSON). Select a metric by path, e.g. `report["score_head"]["overall"]["srcc"]`."""
     return {**_score_sections(scores, mos_range), **_qa_sections(qa)}
 
@@ -341,6 +342,7 @@ def build_report(scores: Iterable[ScoreRecord | Mapping] = (), qa: Iterable[QARe
 def _score_sections(scores: Iterable[ScoreRecord | Mapping], mos_range: Any) -> dict[str, Any]:
     by_dimension: dict[str, dict[str, list]] = {}
     seen: set[tuple[str, str]] = set()
+    rated: dict[str, dict[str, tuple[str, float, str, float]]] = {}
     for index, item in enumerate(scores):
         record = _record(ScoreRecord, item, index)
         dimension = _dimension_of(record.dimension, taxonomy.DIMENSIONS, f"ScoreRecord {index} dimension")
@@ -359,7 +361,10 @@ def _score_sections(scores: Iterable[ScoreRecord | Mapping], mos_range: Any) -> 
             columns["severity"].append((predicted["score"], severity))
         if record.level is not None:
             true_level = _true_level(record, dimension, mos_range, what)
-            columns["level"].append((str(record.level).strip().lower(), true_level))
+            level = str(record.level).strip().lower()
+            columns["level"].append((level, true_level))
+            if predicted["score"] is not None and dimension in taxonomy.COARSE_TYPES and level in taxonomy.LEVELS:
+                rated.setdefault(record.video, {})[dimension] = (level, predicted["score"], true_level, true_mos)
 
     report: dict[str, Any] = {"n_videos": len({video for video, _ in seen})}
     dimensions = [d for d in taxonomy.DIMENSIONS if d in by_dimension]
@@ -375,7 +380,30 @@ def _score_sections(scores: Iterable[ScoreRecord | Mapping], mos_range: Any) -> 
     level_pairs = {d: by_dimension[d]["level"] for d in dimensions if by_dimension[d]["level"]}
     if level_pairs:
         report["level_accuracy"] = _accuracy_by_group(level_pairs, "level_accuracy")
+    worst = _worst_dimension_pairs(rated, mos_range)
+    if worst:
+        report["worst_dimension_accuracy"] = accuracy_report(*zip(*worst), field="worst_dimension")
     return report
+
+
+def _worst_dimension_pairs(rated: Mapping[str, Mapping[str, tuple[str, float, str, float]]], mos_range: Any
+                           ) -> list[tuple[str, str]]:
+    """(predicted, true) worst dimension of each video rated on all five coarse dimensions: the label rule
+    (`taxonomy.worst_rated_dimension`) on the predicted levels and scores, and on the true ones. It is what
+    `FineVQ.assess` reports as `worst_dimension`, beside the answered which-dimension question."""
+    if mos_range is None or isinstance(mos_range, Mapping):
+        ranges = mos_range
+    else:
+        ranges = dict.fromkeys(taxonomy.COARSE_TYPES, tuple(mos_range))
+    pairs = []
+    for dimensions in rated.values():
+        if len(dimensions) < len(taxonomy.COARSE_TYPES):
+            continue
+        levels, scores, true_levels, true_mos = (
+            {d: values[column] for d, values in dimensions.items()} for column in range(4))
+        pairs.append((taxonomy.worst_rated_dimension(levels, scores, ranges),
+                      taxonomy.worst_rated_dimension(true_levels, true_mos, ranges)))
+    return pairs
 
 
 def _qa_sections(qa: Iterable[QARecord | Mapping]) -> dict[str, Any]:
@@ -437,6 +465,7 @@ _SECTIONS = {
     "yes_no_accuracy": ("Yes/no accuracy per coarse type", _ACCURACY_COLUMNS),
     "which_subtype_accuracy": ("Which-subtype accuracy per coarse type", _ACCURACY_COLUMNS),
     "which_dimension_accuracy": ("Which-dimension accuracy", _ACCURACY_COLUMNS),
+    "worst_dimension_accuracy": ("Worst dimension of the ratings (level rule) accuracy", _ACCURACY_COLUMNS),
 }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from finevq.errors import LabelError
 
@@ -231,6 +231,23 @@ def mos_to_level_index(mos: float, low: float, high: float) -> int:
     fraction = (float(mos) - low) / (high - low)
     bin_from_bottom = min(max(int(math.floor(fraction * len(LEVELS))), 0), len(LEVELS) - 1)
     return len(LEVELS) - 1 - bin_from_bottom
+
+
+def worst_rated_dimension(levels: Mapping[str, str], mos: Mapping[str, float],
+                          ranges: Mapping[str, tuple[float, float]] | None = None) -> str | None:
+    """The label rule of the which-dimension question: of the coarse dimensions with a level and a MOS,
+    the one whose level is worst (ties: lowest MOS within its range, (0, 1) when `ranges` lacks it), or
+    `WORST_DIMENSION_GOOD` when even that one is excellent or good; None when none is rated."""
+    rated = [d for d in COARSE_TYPES if levels.get(d) is not None and mos.get(d) is not None]
+    if not rated:
+        return None
+
+    def badness(dimension: str) -> tuple[int, float]:
+        low, high = (ranges or {}).get(dimension) or (0.0, 1.0)
+        return LEVELS.index(levels[dimension]), -(mos[dimension] - low) / (high - low)
+
+    worst = max(rated, key=badness)
+    return WORST_DIMENSION_GOOD if LEVELS.index(levels[worst]) < 2 else worst
 
 
 def level_score(probabilities: Iterable[float]) -> float:

@@ -210,6 +210,29 @@ def test_severity_section_ranks_scores_against_negated_severity_over_all_and_dis
     assert "constant true values" in clean["severity"]["blur"]["note"]
 
 
+def test_worst_dimension_section_applies_the_label_rule_to_predicted_and_true_ratings():
+    coarse = ("color", "noise", "artifact", "blur", "temporal")
+
+    def video(name, true, predicted):
+        """true / predicted: (level, MOS) per coarse dimension."""
+        return [ScoreRecord(name, d, true_mos=t[1], true_level=t[0], score=p[1], level=p[0])
+                for d, t, p in zip(coarse, true, predicted)]
+
+    good = [("good", 70.0)] * 5
+    blur_worst = [("good", 70.0)] * 3 + [("poor", 30.0), ("good", 70.0)]
+    noise_and_blur_fair = [("good", 70.0), ("fair", 45.0), ("good", 70.0), ("fair", 55.0), ("good", 70.0)]
+    records = (video("a", blur_worst, blur_worst)  # right: blur
+               + video("b", good, good)  # right: good
+               + video("c", noise_and_blur_fair, blur_worst)  # tie at fair broken by the lower MOS: noise
+               + video("d", good, good)[:4])  # not rated on temporal: left out
+    report = metrics.build_report(records, mos_range=(0, 100))
+    assert report["worst_dimension_accuracy"] == {"n": 3, "accuracy": pytest.approx(2 / 3)}
+    assert "Worst dimension of the ratings" in metrics.format_report(report)
+    swapped = video("c", noise_and_blur_fair, [("good", 70.0), ("fair", 40.0), ("good", 70.0), ("fair", 50.0), ("good", 70.0)])
+    assert metrics.build_report(swapped, mos_range=(0, 100))["worst_dimension_accuracy"]["accuracy"] == 1.0
+    assert "worst_dimension_accuracy" not in metrics.build_report(_score_records(), mos_range=(0, 100))
+
+
 def test_report_qa_accuracies_with_published_spellings():
     qa = [
         QARecord("yes_no", "Yes.", "Yes", coarse_type="noise"),

@@ -59,10 +59,19 @@ def test_overrides_and_stage_defaults():
     ("data.synthesize.num_videos=0", "data.synthesize.num_videos must be >= 1"),
     ("data.synthesize.resolution=[80, 64]", "resolution needs"),
     ("data.synthesize.frames=3", "data.synthesize"),
+    ("data.synthesize.photos=[bundled, no-such-photos]", "photo source 'no-such-photos'"),
 ])
 def test_bad_values_are_config_errors_naming_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
         load_experiment(RECIPES / "configs" / "smoke.yaml", [override])
+
+
+def test_the_default_model_recipe_writes_its_own_data_with_the_package_photos():
+    config = load_experiment(RECIPES / "configs" / "tiny_synth.yaml", ["data.synthesize.photos=[bundled]"])
+    assert config.data.synthesize.scene_options().photo_sources == ("bundled",)
+    written = load_experiment(RECIPES / "configs" / "tiny_synth.yaml", ["data.synthesize.photos=null"]).data.synthesize
+    assert (written.num_videos, written.seed, written.max_frames) == (3200, 0, 16)
+    assert written.scene_options().photo_sources == ("bundled",)
 
 
 def test_missing_required_sections(tmp_path):

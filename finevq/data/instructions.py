@@ -36,6 +36,7 @@ from finevq.taxonomy import (
     QUESTION_TYPES,
     SUBTYPES,
     WORST_DIMENSION_GOOD,
+    worst_rated_dimension,
 )
 
 if TYPE_CHECKING:
@@ -81,7 +82,6 @@ _DIMENSION_OPTION = {
     **{coarse: coarse.capitalize() for coarse in COARSE_TYPES},
     WORST_DIMENSION_GOOD: "Video quality is good",
 }
-_GOOD_LEVELS = LEVELS[:2]
 
 
 def aspect(dimension: str) -> str:
@@ -128,20 +128,9 @@ def _multiple_choice(question: str, correct: str, distractors: list[str], shown:
 
 
 def worst_dimension(row: dict) -> str | None:
-    """The coarse dimension whose level is worst (ties: lowest MOS within its range), or "good" when
-    even that one is excellent or good; None when no coarse dimension is rated."""
-    rated = [(d, _level_name(row.get(f"level_{d}")), row.get(f"mos_{d}")) for d in COARSE_TYPES]
-    rated = [(d, level, mos) for d, level, mos in rated if level is not None and mos is not None]
-    if not rated:
-        return None
-
-    def badness(item):
-        dimension, level, mos = item
-        low, high = (row.get("level_ranges") or {}).get(dimension) or (0.0, 1.0)
-        return LEVELS.index(level), -(mos - low) / (high - low)
-
-    dimension, level, _ = max(rated, key=badness)
-    return WORST_DIMENSION_GOOD if level in _GOOD_LEVELS else dimension
+    """`taxonomy.worst_rated_dimension` of a label row (level_<d>, mos_<d>, level_ranges)."""
+    levels = {d: _level_name(row.get(f"level_{d}")) for d in COARSE_TYPES}
+    return worst_rated_dimension(levels, {d: row.get(f"mos_{d}") for d in COARSE_TYPES}, row.get("level_ranges"))
 
 
 def _describe(row: dict, worst: str | None) -> str:

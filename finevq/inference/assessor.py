@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from finevq.data.instructions import SUBTYPE_QUESTIONS, YESNO_QUESTIONS, render_options, worst_dimension
+from finevq.data.instructions import SUBTYPE_QUESTIONS, YESNO_QUESTIONS, render_options
 from finevq.errors import CheckpointError, ConfigError
 from finevq.inference.results import Assessment, DimensionRating, DistortionDiagnosis, TimelineWindow
 from finevq.modeling.checkpoint import local_folder
@@ -24,7 +24,14 @@ from finevq.modeling.modeling import FineVQForConditionalGeneration, VisualToken
 from finevq.modeling.official import OFFICIAL_DOWNLOAD_PATTERNS, convert_official, is_official_folder
 from finevq.modeling.processor import FineVQProcessor
 from finevq.modeling.scoring import EncodedVideo, candidate_probabilities, score_dimensions
-from finevq.taxonomy import COARSE_TYPES, NO_DISTORTION, SUBTYPES, WORST_DIMENSION_GOOD, checked_dimensions
+from finevq.taxonomy import (
+    COARSE_TYPES,
+    NO_DISTORTION,
+    SUBTYPES,
+    WORST_DIMENSION_GOOD,
+    checked_dimensions,
+    worst_rated_dimension,
+)
 from finevq.video import VideoSample, sample_windows
 
 DEFAULT_MODEL = "finevq-tiny"
@@ -245,11 +252,9 @@ class FineVQ:
         return diagnoses
 
     def _worst_dimension(self, ratings: dict[str, DimensionRating]) -> str | None:
-        """The training labels' rule (finevq.data.instructions.worst_dimension) on the predictions."""
-        row = {f"level_{d}": r.level for d, r in ratings.items()}
-        row.update({f"mos_{d}": r.score for d, r in ratings.items()})
-        row["level_ranges"] = {d: self.score_range for d in ratings}
-        worst = worst_dimension(row)
+        """The training labels' rule (finevq.taxonomy.worst_rated_dimension) on the predictions."""
+        worst = worst_rated_dimension({d: r.level for d, r in ratings.items()}, {d: r.score for d, r in ratings.items()},
+                                      dict.fromkeys(ratings, self.score_range))
         return None if worst == WORST_DIMENSION_GOOD else worst
 
     # ----------------------------------------------------------------- over time

@@ -74,6 +74,8 @@ class SynthSection:
     resolution: tuple[int, int] = (240, 480)
     duration: tuple[float, float] = (2.0, 10.0)
     max_frames: int | None = None
+    # Photo sources, as `finevq synth --photos` takes them (None: the bundled photos only).
+    photos: tuple[str, ...] | None = None
     workers: int = 1
 
     def __post_init__(self) -> None:
@@ -84,7 +86,8 @@ class SynthSection:
     def scene_options(self):
         from finevq.data.synth import SceneOptions
 
-        return SceneOptions.from_ranges(resolution=self.resolution, duration=self.duration, max_frames=self.max_frames)
+        return SceneOptions.from_ranges(resolution=self.resolution, duration=self.duration, max_frames=self.max_frames,
+                                        photo_sources=self.photos)
 
 
 @dataclass(kw_only=True)
