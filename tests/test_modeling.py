@@ -330,6 +330,25 @@ def test_stream_chat_yields_text_pieces_that_join_to_the_greedy_answer(tiny):
     assert sampled == again
 
 
+def test_stream_chat_never_replies_with_a_video_placeholder_token(tiny):
+    model, processor = tiny
+    frames, messages = _frames(3), [{"role": "user", "content": "Why?"}]
+    plain = "".join(stream_chat(model, processor, frames, messages, max_new_tokens=6))
+    placeholders = [processor.frame_token_id, processor.motion_token_id]
+
+    def favour_placeholders(module, inputs, logits):
+        logits = logits.clone()
+        logits[..., placeholders] += 1e4
+        return logits
+
+    handle = model.get_output_embeddings().register_forward_hook(favour_placeholders)
+    try:
+        # Without the mask the first token would be <|frame|>, and feeding it back fails (no frame to embed).
+        assert "".join(stream_chat(model, processor, frames, messages, max_new_tokens=6)) == plain
+    finally:
+        handle.remove()
+
+
 def test_level_words_yes_no_and_letters_are_single_tokens(tokenizer):
     for word in [f" {level}" for level in LEVELS] + ["Yes", "No", "A", "B", "C", "D", "E"]:
         assert len(tokenizer.encode(word, add_special_tokens=False)) == 1, word

@@ -36,10 +36,13 @@ def stream_chat(
         generator.manual_seed(seed)
     prompt = processor.render(messages, add_generation_prompt=True)
     hidden, cache = model.continue_from(encoded.cache, [processor.suffix_ids(prompt)])
+    # The video's placeholder tokens stand for visual embeddings, never for text: a reply may not hold one.
+    placeholders = [processor.frame_token_id, processor.motion_token_id]
     generated: list[int] = []
     emitted = ""
     for _ in range(max_new_tokens):
         logits = model.get_output_embeddings()(hidden)[0].float()
+        logits[placeholders] = float("-inf")
         token = _next_token(logits, temperature, top_p, generator)
         if token in stop_ids:
             break
