@@ -109,7 +109,8 @@ def _add_synth(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--clean-share", type=float, default=None, metavar="F",
                         help="share of undistorted videos (default 0.15)")
     parser.add_argument("--photos", metavar="SOURCES", help="comma-separated photo sources: bundled (the default), "
-                        "plasma-workspace-wallpapers, gnome-backgrounds (Debian packages), or folders of your own")
+                        "plasma-workspace-wallpapers, gnome-backgrounds, lomiri-wallpapers-16.04, "
+                        "lomiri-wallpapers-20.04 (Debian packages), or folders of your own")
     parser.add_argument("--workers", type=int, default=1, metavar="K", help="processes (does not change the bytes)")
     parser.add_argument("--preview", metavar="PNG", help="also (or only) write a contact sheet of every subtype")
     parser.set_defaults(handler=_run_synth)

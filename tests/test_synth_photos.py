@@ -55,6 +55,22 @@ def test_missing_empty_reserved_and_unknown_sources_are_refused(tmp_path, monkey
         catalog(("plasma-workspace-wallpapers",))
 
 
+def test_a_package_sharing_its_folder_films_only_its_listed_photos(tmp_path, monkeypatch, request):
+    catalog.cache_clear()
+    request.addfinalizer(catalog.cache_clear)  # the real packages' catalogs are not the fakes'
+    shared = write_photos(tmp_path / "backgrounds", 4)
+    listed = photos.DebianSource("lomiri-wallpapers-20.04", str(shared), "CC-BY-SA-3.0",
+                                 files=("photo_02.jpg", "photo_00.jpg"))
+    monkeypatch.setitem(photos.DEBIAN_SOURCES, "lomiri-wallpapers-20.04", listed)
+    names = catalog(("lomiri-wallpapers-20.04",))
+    assert sorted(names) == ["lomiri-wallpapers-20.04/photo_00.jpg", "lomiri-wallpapers-20.04/photo_02.jpg"]
+    assert load_photo("lomiri-wallpapers-20.04/photo_02.jpg").shape == (240, 320, 3)
+    elsewhere = photos.DebianSource("lomiri-wallpapers-16.04", str(shared), "CC-BY-4.0", files=("absent.jpg",))
+    monkeypatch.setitem(photos.DEBIAN_SOURCES, "lomiri-wallpapers-16.04", elsewhere)
+    with pytest.raises(ConfigError, match=r"not installed \(apt-get install lomiri-wallpapers-16.04\)"):
+        catalog(("lomiri-wallpapers-16.04",))
+
+
 def test_the_mate_backgrounds_kept_for_evaluation_are_reserved():
     assert Path("/usr/share/backgrounds/mate") in photos.RESERVED
 

@@ -42,11 +42,14 @@ class DebianSource:
     root: str
     licence: str
     largest_per_folder: bool = False  # one image per wallpaper: the largest of its resolutions
+    files: tuple[str, ...] = ()  # where the root holds other packages' images too (or drawings): the photos filmed
 
     def photos(self) -> list[Path]:
         root = Path(self.root)
-        if not root.is_dir():
+        if not root.is_dir() or (self.files and not (root / self.files[0]).is_file()):
             raise ConfigError(f"photo source {self.package!r} is not installed (apt-get install {self.package})")
+        if self.files:
+            return [root / name for name in self.files]
         if not self.largest_per_folder:
             return sorted(p for p in root.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
         chosen = []
@@ -64,6 +67,19 @@ DEBIAN_SOURCES: dict[str, DebianSource] = {
         DebianSource("plasma-workspace-wallpapers", "/usr/share/wallpapers", "GPL-2+", largest_per_folder=True),
         # GNOME's backgrounds (WebP; the SVG ones are drawings and are left out): CC-BY-SA-3.0.
         DebianSource("gnome-backgrounds", "/usr/share/backgrounds/gnome", "CC-BY-SA-3.0"),
+        # Ubuntu's 16.04 community wallpapers as Lomiri ships them: photos of mountains, a bridge, a
+        # dragonfly, a fig, brushes, dogs, a toy bird, seeds, a sunset (the grainy pattern and the colour
+        # gradient are left out); CC-BY-4.0, CC-BY-SA-4.0 or CC0-1.0 per file, per debian/copyright.
+        DebianSource("lomiri-wallpapers-16.04", "/usr/share/backgrounds", "CC-BY-4.0 / CC-BY-SA-4.0 / CC0-1.0", files=(
+            "Bridge_by_Sander_Klootwijk.jpg", "Dragonfly_by_Bolly.jpg", "Picture_0B_by_freespace.jpg",
+            "Picture_1A_by_freespace.jpg", "Wine_by_Jakkub_Mede.jpg", "aitzgorri_by_Aitzol_Berasategi.jpg",
+            "free_by_Peter_Nerlich.jpg", "friends_by_Aitzol_Berasategi.jpg", "greentock_by_Peter_Nerlich.jpg",
+            "life_by_Aitzol_Berasategi.jpg", "picosdeeuropa_by_Aitzol_Berasategi.jpg",
+            "seeding_by_Clements_Engelhardt.jpg", "sunset_by_Aitzol_Berasategi.jpg")),
+        # Ubuntu 20.04's wallpapers as Lomiri ships them: the two photos (a nuthatch on a trunk, a
+        # night sea under the Milky Way; the two drawings are left out); CC-BY-SA-3.0 per debian/copyright.
+        DebianSource("lomiri-wallpapers-20.04", "/usr/share/backgrounds", "CC-BY-SA-3.0", files=(
+            "Kleiber_by_Lukas_Baubkus.jpg", "Infinite-Sea_by_Aury88.jpg")),
     )
 }
 """Debian packages of natural content FineVD-Synth can film (`finevq synth --photos`)."""
