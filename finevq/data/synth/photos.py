@@ -46,7 +46,7 @@ class DebianSource:
 
     def photos(self) -> list[Path]:
         root = Path(self.root)
-        if not root.is_dir() or (self.files and not (root / self.files[0]).is_file()):
+        if not root.is_dir() or not all((root / name).is_file() for name in self.files):
             raise ConfigError(f"photo source {self.package!r} is not installed (apt-get install {self.package})")
         if self.files:
             return [root / name for name in self.files]
