@@ -218,7 +218,8 @@ def grounding_messages(record: dict | None, score_question: str, score_answer_pr
     """The assessment as earlier chat turns in the training wording (rating questions answered with
     the predicted levels, yes/no distortion questions with the diagnosis), so that chat answers
     follow what the page shows."""
-    from finevq.inference.assessor import YES_NO_ANSWERS, yes_no_question
+    from finevq.data.instructions import yes_no_question
+    from finevq.inference.assessor import YES_NO_ANSWERS
 
     if not record:
         return []

@@ -198,15 +198,36 @@ def correlation_report(predicted: Iterable[float], true: Iterable[float], field:
     return report
 
 
-def severity_report(predicted: Sequence[float], severity: Sequence[float], field: str = "severity") -> dict[str, Any]:
+PRESENCE_THRESHOLD = 0.5
+"""A distortion type is present when the model's probability of "Yes" to its presence question reaches this."""
+
+
+def diagnosed_scores(predicted: Sequence[float], presence: Sequence[float], field: str = "presence") -> np.ndarray:
+    """Scores with every video the model diagnoses as free of the distortion type (presence below
+    PRESENCE_THRESHOLD) tied above all others: severity as the diagnosis states it, zero where no
+    distortion was found. Untied scores of the many clean videos cap any SRCC against severity (with
+    three in four clean, about 0.76 even for a flawless ranking of the rest); the diagnosis ties them."""
+    x, p = _paired(predicted, presence, field)
+    return np.where(p >= PRESENCE_THRESHOLD, x, (x.max() if len(x) else 0.0) + 1.0)
+
+
+def severity_report(predicted: Sequence[float], severity: Sequence[float], field: str = "severity",
+                    presence: Sequence[float] | None = None) -> dict[str, Any]:
     """How well predicted scores rank distortion severity, as a JSON-ready dict: `srcc` against the
     negated severity over all videos (the clean ones tie at 0) and `srcc_distorted` over the videos the
-    distortion hits (severity > 0) only, with their counts; undefined values are None, `note` says why."""
+    distortion hits (severity > 0) only, with their counts; with the model's `presence` probabilities of
+    the distortion type, `srcc_diagnosed`: the same for `diagnosed_scores`. Undefined values are None,
+    `note` says why."""
     x, s = _paired(predicted, severity, field)
     hit = s > 0
     report: dict[str, Any] = {"n": len(x), "srcc": _json_number(srcc(x, -s, field)),
                               "n_distorted": int(hit.sum()), "srcc_distorted": _json_number(srcc(x[hit], -s[hit], field))}
-    reasons = {name: why_undefined(a, b) for name, (a, b) in (("srcc", (x, s)), ("srcc_distorted", (x[hit], s[hit])))}
+    pairs = {"srcc": (x, s), "srcc_distorted": (x[hit], s[hit])}
+    if presence is not None:
+        diagnosed = diagnosed_scores(x, presence, f"{field} presence")
+        report["srcc_diagnosed"] = _json_number(srcc(diagnosed, -s, field))
+        pairs["srcc_diagnosed"] = (diagnosed, s)
+    reasons = {name: why_undefined(a, b) for name, (a, b) in pairs.items()}
     report["note"] = "; ".join(f"{name}: {reason}" for name, reason in reasons.items() if reason) or None
     return report
 
@@ -224,7 +245,9 @@ class ScoreRecord:
     score in [0, 1], `level` the predicted level word; any may be None when the model lacks it.
     `true_level` is the level of `true_mos`; when None it is binned from the report's `mos_range`.
     `severity` is how strongly the video's distortions hit this (coarse) dimension, 0 when clean, where
-    the labels know it (FineVD-Synth): it ranks videos without the clean scores' natural spread."""
+    the labels know it (FineVD-Synth): it ranks videos without the clean scores' natural spread.
+    `presence` is the model's probability that this dimension's distortion type is present (its answer
+    to the yes/no question), where asked."""
 
     video: str
     dimension: str
@@ -234,6 +257,7 @@ class ScoreRecord:
     level: str | None = None
     true_level: str | None = None
     severity: float | None = None
+    presence: float | None = None
 
 
 @dataclass(frozen=True)
@@ -358,7 +382,7 @@ def _score_sections(scores: Iterable[ScoreRecord | Mapping], mos_range: Any) -> 
                 columns[name].append((value, true_mos))
         severity = _finite_or_none(record, "severity", what)
         if severity is not None and predicted["score"] is not None and dimension in taxonomy.COARSE_TYPES:
-            columns["severity"].append((predicted["score"], severity))
+            columns["severity"].append((predicted["score"], severity, _finite_or_none(record, "presence", what)))
         if record.level is not None:
             true_level = _true_level(record, dimension, mos_range, what)
             level = str(record.level).strip().lower()
@@ -373,8 +397,7 @@ def _score_sections(scores: Iterable[ScoreRecord | Mapping], mos_range: Any) -> 
                 for d in dimensions if by_dimension[d][column]}
         if rows:
             report[section] = rows
-    severity = {d: severity_report(*zip(*by_dimension[d]["severity"]), field=f"severity[{d}]")
-                for d in dimensions if by_dimension[d]["severity"]}
+    severity = {d: _severity_of(by_dimension[d]["severity"], d) for d in dimensions if by_dimension[d]["severity"]}
     if severity:
         report["severity"] = severity
     level_pairs = {d: by_dimension[d]["level"] for d in dimensions if by_dimension[d]["level"]}
@@ -384,6 +407,13 @@ def _score_sections(scores: Iterable[ScoreRecord | Mapping], mos_range: Any) -> 
     if worst:
         report["worst_dimension_accuracy"] = accuracy_report(*zip(*worst), field="worst_dimension")
     return report
+
+
+def _severity_of(triples: list[tuple[float, float, float | None]], dimension: str) -> dict[str, Any]:
+    """severity_report of (score, severity, presence) triples, diagnosed when every one has a presence."""
+    scores, severities, presences = zip(*triples)
+    known = None if any(p is None for p in presences) else presences
+    return severity_report(scores, severities, field=f"severity[{dimension}]", presence=known)
 
 
 def _worst_dimension_pairs(rated: Mapping[str, Mapping[str, tuple[str, float, str, float]]], mos_range: Any
@@ -456,11 +486,12 @@ _CORRELATION_COLUMNS = (("n", "n"), ("srcc", "SRCC"), ("krcc", "KRCC"), ("plcc_r
 _ACCURACY_COLUMNS = (("n", "n"), ("accuracy", "accuracy"))
 _COUNT_COLUMNS = {"n", "n_distorted"}
 _SEVERITY_COLUMNS = (("n", "n"), ("srcc", "SRCC vs -severity"), ("n_distorted", "n distorted"),
-                     ("srcc_distorted", "SRCC distorted only"))
+                     ("srcc_distorted", "SRCC distorted only"), ("srcc_diagnosed", "SRCC diagnosed"))
 _SECTIONS = {
     "score_head": ("Score head (predicted MOS)", _CORRELATION_COLUMNS),
     "level_score": ("Level-probability score (Q-Align, 0-1)", _CORRELATION_COLUMNS[:-1]),
-    "severity": ("Score head vs distortion severity (clean = 0)", _SEVERITY_COLUMNS),
+    "severity": ("Score head vs distortion severity (clean = 0; diagnosed: no-distortion answers tied)",
+                 _SEVERITY_COLUMNS),
     "level_accuracy": ("Level accuracy (predicted level vs level of true MOS)", _ACCURACY_COLUMNS),
     "yes_no_accuracy": ("Yes/no accuracy per coarse type", _ACCURACY_COLUMNS),
     "which_subtype_accuracy": ("Which-subtype accuracy per coarse type", _ACCURACY_COLUMNS),
@@ -486,7 +517,7 @@ def format_report(report: Mapping[str, Any]) -> str:
             if row.get("note"):
                 notes.append(f"[{len(notes) + 1}] {section} {group}: {row['note']}")
                 mark = f" [{len(notes)}]"
-            cells = ["n/a" if row[k] is None else (str(row[k]) if k in _COUNT_COLUMNS else f"{row[k]:.4f}")
+            cells = ["n/a" if row.get(k) is None else (str(row[k]) if k in _COUNT_COLUMNS else f"{row[k]:.4f}")
                      for k, _ in columns]
             lines.append([group + mark] + cells)
         widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]

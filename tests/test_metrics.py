@@ -1,6 +1,7 @@
 """The metrics against scipy and hand-computed values (ties, constant and tiny inputs), the logistic fit,
 the evaluation report built from prediction records and its text table."""
 
+import dataclasses
 import json
 import math
 import re
@@ -208,6 +209,27 @@ def test_severity_section_ranks_scores_against_negated_severity_over_all_and_dis
     clean = metrics.build_report([ScoreRecord(f"c{i}", "blur", 50.0, score=50.0 + i, severity=0.0) for i in range(4)])
     assert clean["severity"]["blur"]["srcc"] is None and clean["severity"]["blur"]["n_distorted"] == 0
     assert "constant true values" in clean["severity"]["blur"]["note"]
+
+
+def test_diagnosed_severity_ties_the_videos_the_model_finds_clean():
+    rng = np.random.default_rng(0)
+    severities = np.where(rng.uniform(size=400) < 0.75, 0.0, rng.integers(1, 6, 400) / 5)
+    # Distorted videos ranked perfectly, clean ones scattered above them as a score head spreads them.
+    scores = np.where(severities > 0, 60 - 40 * severities, 70 + 10 * rng.uniform(size=400))
+    presence = np.where(severities > 0, 0.9, 0.1)
+    presence[:10] = 1 - presence[:10]  # ten wrong diagnoses
+    records = [ScoreRecord(f"v{i}", "noise", true_mos=0.0, score=s, severity=v, presence=p)
+               for i, (s, v, p) in enumerate(zip(scores, severities, presence))]
+    row = metrics.build_report(records)["severity"]["noise"]
+    assert row["srcc"] < 0.85  # all clean above all distorted, yet their untied scores cap it
+    gated = metrics.diagnosed_scores(scores, presence)
+    assert len(set(gated[presence < 0.5])) == 1 and gated[presence < 0.5][0] > scores.max()
+    assert row["srcc_diagnosed"] == pytest.approx(stats.spearmanr(gated, -severities).statistic)
+    assert row["srcc_diagnosed"] > row["srcc"] + 0.1
+    assert "SRCC diagnosed" in metrics.format_report({"severity": {"noise": row}})
+    # Without a presence for every record the diagnosed figure is left out, not guessed.
+    partial = [dataclasses.replace(r, presence=None) if i == 0 else r for i, r in enumerate(records)]
+    assert "srcc_diagnosed" not in metrics.build_report(partial)["severity"]["noise"]
 
 
 def test_worst_dimension_section_applies_the_label_rule_to_predicted_and_true_ratings():

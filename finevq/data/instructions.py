@@ -62,6 +62,14 @@ YESNO_QUESTIONS: tuple[str, ...] = (
     "Do you see any {coarse} distortion in this video?",
     "Is the video affected by {coarse} distortion?",
 )
+
+
+def yes_no_question(coarse: str) -> str:
+    """The presence question of a coarse type in the first training wording, as inference and
+    evaluation ask it."""
+    return YESNO_QUESTIONS[0].format(coarse=coarse)
+
+
 SUBTYPE_QUESTIONS: tuple[str, ...] = (
     "Which {coarse} distortion does the video have?",
     "What kind of {coarse} distortion is present in this video?",

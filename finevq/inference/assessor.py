@@ -15,9 +15,10 @@ from pathlib import Path
 
 import torch
 
-from finevq.data.instructions import SUBTYPE_QUESTIONS, YESNO_QUESTIONS, render_options
+from finevq.data.instructions import SUBTYPE_QUESTIONS, render_options, yes_no_question
 from finevq.errors import CheckpointError, ConfigError
 from finevq.inference.results import Assessment, DimensionRating, DistortionDiagnosis, TimelineWindow
+from finevq.metrics import PRESENCE_THRESHOLD
 from finevq.modeling.checkpoint import local_folder
 from finevq.modeling.generation import stream_chat
 from finevq.modeling.modeling import FineVQForConditionalGeneration, VisualTokens
@@ -37,9 +38,6 @@ from finevq.video import VideoSample, sample_windows
 DEFAULT_MODEL = "finevq-tiny"
 """The model shipped inside the package, under finevq/pretrained/."""
 
-PRESENCE_THRESHOLD = 0.5
-"""A distortion type is present when the model's probability of "Yes" reaches this."""
-
 YES_NO_ANSWERS = ("Yes", "No")
 _ENCODED_CACHE_SIZE = 4
 _WINDOWS_PER_BATCH = 8  # windows encoded together: bounded memory on long videos
@@ -48,11 +46,6 @@ _WINDOWS_PER_BATCH = 8  # windows encoded together: bounded memory on long video
 def default_model_folder() -> Path:
     """Where the shipped default model lives inside the installed package."""
     return Path(str(resources.files("finevq") / "pretrained" / DEFAULT_MODEL))
-
-
-def yes_no_question(coarse: str) -> str:
-    """The presence question of a coarse type, in the training wording."""
-    return YESNO_QUESTIONS[0].format(coarse=coarse)
 
 
 def subtype_question(coarse: str) -> tuple[str, dict[str, str]]:

@@ -40,6 +40,9 @@ class FineVQConfig(PreTrainedConfig):
     the motion slot (`finevq.modeling.statistics`); the tiny model trained from scratch uses it.
     nss_statistics: with quality_statistics, also the natural-scene statistics of each keyframe's
     MSCN coefficients (as BRISQUE measures them).
+    detector_tokens: > 0 (with quality_statistics) adds that many tokens to the motion slot, projected
+    from the video's distortion detector statistics (`finevq.modeling.detectors`: measured near native
+    resolution, aimed at each distortion family); 0 reads none.
     slowfast_width / slowfast_depths / slowfast_alpha: SlowFast's slow stem channels (64), stage
     depths ((3, 4, 6, 3): R50) and frame ratio of the slow pathway, for motion_encoder="slowfast".
     score_head_activation / score_head_output: "gelu" / "centered" here, "relu" / "relu_unit" for
@@ -70,6 +73,7 @@ class FineVQConfig(PreTrainedConfig):
     num_motion_tokens: int = 1
     quality_statistics: bool = False
     nss_statistics: bool = False
+    detector_tokens: int = 0
     statistics_hidden_size: int = 64
     use_fragments: bool = True
     downsample_ratio: float = 0.5
@@ -128,6 +132,8 @@ class FineVQConfig(PreTrainedConfig):
             raise ConfigError(f"config key 'score_loss' must be 'l1' or 'mse', got {self.score_loss!r}")
         if self.quality_probe_weight < 0:
             raise ConfigError(f"config key 'quality_probe_weight' must be >= 0, got {self.quality_probe_weight}")
+        if self.detector_tokens < 0 or (self.detector_tokens and not self.quality_statistics):
+            raise ConfigError("config key 'detector_tokens': a count >= 0, and > 0 only with quality_statistics")
         if self.num_motion_tokens < 1:
             raise ConfigError(f"config key 'num_motion_tokens' must be >= 1, got {self.num_motion_tokens}")
         low, high = (float(x) for x in self.score_range)
@@ -165,5 +171,6 @@ class FineVQConfig(PreTrainedConfig):
 
     @property
     def motion_slot_tokens(self) -> int:
-        """Tokens of the motion slot: the motion encoder's, plus the clip's statistics token."""
-        return self.num_motion_tokens + int(self.quality_statistics)
+        """Tokens of the motion slot: the motion encoder's, plus the clip's statistics token and the
+        detector tokens."""
+        return self.num_motion_tokens + int(self.quality_statistics) + self.detector_tokens

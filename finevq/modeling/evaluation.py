@@ -3,15 +3,17 @@ dimensions and asked its yes/no and multiple-choice questions, giving `finevq.me
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
 
 from finevq.data.formats import parse_options
+from finevq.data.instructions import yes_no_question
 from finevq.metrics import QA_QUESTION_TYPES, QARecord, ScoreRecord
-from finevq.modeling.scoring import candidate_probabilities, encode_video, score_dimensions
+from finevq.modeling.scoring import candidate_probabilities, encode_tensors, encode_video, score_dimensions
+from finevq.taxonomy import COARSE_TYPES
 
 YES_NO = ("Yes", "No")
 
@@ -51,22 +53,33 @@ def _options(row: dict) -> list[tuple[str, str]]:
 
 
 @torch.no_grad()
-def evaluate_videos(model, processor, videos: Sequence[VideoQuestions], progress: str | None = None
-                    ) -> tuple[list[ScoreRecord], list[QARecord]]:
+def evaluate_videos(model, processor, videos: Sequence[VideoQuestions], progress: str | None = None,
+                    tensors_of: Callable[[str], dict] | None = None) -> tuple[list[ScoreRecord], list[QARecord]]:
     """Score and QA records of the videos; `model` is the (unwrapped) FineVQ model, LoRA layers in place.
-    `progress`: the label of a progress bar over the videos (none when None)."""
+    Each rated coarse dimension's record carries the model's presence probability of that distortion
+    type (its yes/no answer). `progress`: the label of a progress bar over the videos (none when None);
+    `tensors_of`: a video path's preprocessed tensors (training's video cache), instead of the processor."""
     low, high = (float(x) for x in model.config.score_range)
     scores: list[ScoreRecord] = []
     answers: list[QARecord] = []
     for item in tqdm(videos, desc=progress, disable=progress is None, leave=False, unit="video"):
-        encoded = encode_video(model, processor, item.path)
+        if tensors_of is None:
+            encoded = encode_video(model, processor, item.path)
+        else:
+            encoded = encode_tensors(model, processor, [tensors_of(item.path)])
         if item.ratings:
+            coarse = [d for d in item.ratings if d in COARSE_TYPES]
+            presence = {}
+            if coarse:
+                asked = candidate_probabilities(model, processor, encoded, [yes_no_question(d) for d in coarse],
+                                                [list(YES_NO)] * len(coarse))
+                presence = {d: answer["Yes"] for d, answer in zip(coarse, asked)}
             for dimension, result in score_dimensions(model, processor, encoded, list(item.ratings)).items():
                 true_mos, true_level, severity = item.ratings[dimension]
                 scores.append(ScoreRecord(
                     video=item.video, dimension=dimension, true_mos=true_mos, score=result.score,
                     level_score=(result.level_score - low) / (high - low), level=result.level, true_level=true_level,
-                    severity=severity,
+                    severity=severity, presence=presence.get(dimension),
                 ))
         if item.questions:
             options = [_options(row) for row in item.questions]

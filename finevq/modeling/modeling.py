@@ -100,20 +100,24 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
         fragment_values: torch.Tensor | None = None,
         frame_statistics: torch.Tensor | None = None,
         clip_statistics: torch.Tensor | None = None,
+        detector_statistics: torch.Tensor | None = None,
     ) -> VisualTokens:
         """Keyframes (B, F, 3, S, S), motion clips (B, T, 3, s, s) [, fragments] [, the processor's
-        statistics (B, F, D) and (B, D')] -> `VisualTokens`."""
+        statistics (B, F, D), (B, D') and detector statistics (B, D'')] -> `VisualTokens`."""
         if self.config.use_fragments and fragment_values is None:
             raise ConfigError("this model's backbone sees fragments: the inputs need 'fragment_values'")
         if self.statistics is not None and (frame_statistics is None or clip_statistics is None):
             raise ConfigError("this model reads quality statistics: the inputs need 'frame_statistics' and "
                               "'clip_statistics' (a processor with quality_statistics set makes them)")
+        if self.config.detector_tokens and detector_statistics is None:
+            raise ConfigError("this model reads distortion detector statistics: the inputs need 'detector_statistics' "
+                              "(a processor with detector_statistics set makes them)")
         fragment_values = fragment_values if self.config.use_fragments else None
         frames, motion = self.vision.encode_frames(pixel_values, fragment_values), self.motion(motion_values)
         if self.statistics is not None:
-            frame_tokens, clip_token = self.statistics(frame_statistics, clip_statistics)
+            frame_tokens, clip_tokens = self.statistics(frame_statistics, clip_statistics, detector_statistics)
             frames = torch.cat([frames, frame_tokens.to(frames.dtype)], 2)
-            motion = torch.cat([motion, clip_token.to(motion.dtype)], 1)
+            motion = torch.cat([motion, clip_tokens.to(motion.dtype)], 1)
         return VisualTokens(frames=frames.flatten(1, 2), motion=motion)
 
     def encode_batch(self, videos: list[dict[str, torch.Tensor]]) -> VisualTokens:
@@ -165,6 +169,7 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
         fragment_values: torch.Tensor | None = None,
         frame_statistics: torch.Tensor | None = None,
         clip_statistics: torch.Tensor | None = None,
+        detector_statistics: torch.Tensor | None = None,
         visual: VisualTokens | None = None,
         video_index: torch.LongTensor | None = None,
         labels: torch.LongTensor | None = None,
@@ -186,7 +191,8 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
         rows share videos: each is encoded once); default one video per row.
         logits_to_keep: compute the LM logits of only the last N positions (0: all; needs no labels)."""
         if visual is None and pixel_values is not None:
-            visual = self.encode_video(pixel_values, motion_values, fragment_values, frame_statistics, clip_statistics)
+            visual = self.encode_video(pixel_values, motion_values, fragment_values, frame_statistics, clip_statistics,
+                                       detector_statistics)
         if visual is not None and video_index is not None:
             visual = VisualTokens(frames=visual.frames[video_index], motion=visual.motion[video_index])
         outputs = self.language_model.get_decoder()(

@@ -19,6 +19,7 @@ from transformers import AutoTokenizer
 
 from finevq.errors import CheckpointError, ConfigError, FineVQError
 from finevq.modeling.configuration import FineVQConfig
+from finevq.modeling.detectors import detector_statistics
 from finevq.modeling.modeling import adapter_base_folder
 from finevq.modeling.statistics import unit_pixels, video_statistics
 from finevq.modeling.tokenizer import FRAME_TOKEN, MOTION_TOKEN, candidate_token_ids
@@ -28,7 +29,8 @@ PROCESSOR_FILE = "processor_config.json"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IGNORE_INDEX = -100
-VIDEO_TENSORS = ("pixel_values", "motion_values", "fragment_values", "frame_statistics", "clip_statistics")
+VIDEO_TENSORS = ("pixel_values", "motion_values", "fragment_values", "frame_statistics", "clip_statistics",
+                 "detector_statistics")
 """The per-video model inputs `video_tensors` makes (fragments and statistics when the model reads them)."""
 _LEVEL_WORD = re.compile(r"\b(" + "|".join(LEVELS) + r")\b", re.IGNORECASE)
 
@@ -65,6 +67,13 @@ class ProcessorSettings:
     # (fragment_grid x fragment_patch, native) are sampled for them even if the model does not read them.
     statistics_size: int = 256
     nss_statistics: bool = False
+    # With detector_statistics (and quality_statistics): keyframes are decoded with a short side of at
+    # least detector_size (native when smaller) for `finevq.modeling.detectors`, which measures them
+    # there, and the motion clip at least detector_motion_size; the frame statistics are still measured
+    # at statistics_size and the motion encoder still sees motion_size.
+    detector_statistics: bool = False
+    detector_size: int = 540
+    detector_motion_size: int = 256
     frame_token: str = FRAME_TOKEN
     motion_token: str = MOTION_TOKEN
     # Text around each slot's placeholders (InternVL: "<img>" and "</img>").
@@ -88,11 +97,20 @@ class ProcessorSettings:
             "num_motion_frames": self.num_motion_frames,
             "motion_burst": self.motion_burst,
             "seek": self.seek,
-            "min_short_side": max(self.image_size, self.statistics_size) if self.quality_statistics else self.image_size,
-            "motion_min_short_side": self.motion_size,
+            "min_short_side": max((self.image_size, *self._statistics_sizes[:1])),
+            "motion_min_short_side": max((self.motion_size, *self._statistics_sizes[1:])),
             "fragment_grid": self.fragment_grid if self.needs_fragments else None,
             "fragment_patch": self.fragment_patch,
         }
+
+    @property
+    def _statistics_sizes(self) -> tuple[int, ...]:
+        """(keyframe short side, motion short side) the statistics need; () without statistics."""
+        if not self.quality_statistics:
+            return ()
+        if self.detector_statistics:
+            return max(self.statistics_size, self.detector_size), self.detector_motion_size
+        return (self.statistics_size,)
 
     @property
     def needs_fragments(self) -> bool:
@@ -116,6 +134,7 @@ def settings_for_model(config: FineVQConfig, **overrides) -> ProcessorSettings:
         "num_motion_tokens": config.motion_slot_tokens,
         "quality_statistics": config.quality_statistics,
         "nss_statistics": config.nss_statistics,
+        "detector_statistics": config.detector_tokens > 0,
         "score_range": [float(x) for x in config.score_range],
     }
     if config.motion_encoder == "videomae":
@@ -251,8 +270,17 @@ class FineVQProcessor:
                 sample.fragments, s.image_size, s.image_mean, s.image_std, s.resize_filter
             )
         if s.quality_statistics:
-            tensors.update(video_statistics(sample.keyframes, sample.fragments, motion, s.fragment_patch,
-                                            s.nss_statistics))
+            from finevq import video as video_io
+
+            keyframes = sample.keyframes
+            if s.detector_statistics:
+                native_short_side = min(sample.info.height, sample.info.width) if sample.info else min(keyframes.shape[1:3])
+                tensors["detector_statistics"] = detector_statistics(keyframes, sample.motion, native_short_side)
+                height, width = keyframes.shape[1:3]
+                if min(height, width) > s.statistics_size:
+                    long_side = round(max(height, width) * s.statistics_size / min(height, width))
+                    keyframes = video_io.resize_frames(keyframes, long_side, keep_aspect=True)
+            tensors.update(video_statistics(keyframes, sample.fragments, motion, s.fragment_patch, s.nss_statistics))
         return tensors
 
     def video_inputs(self, video) -> dict[str, torch.Tensor]:

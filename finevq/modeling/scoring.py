@@ -43,10 +43,16 @@ class DimensionScore:
 @torch.no_grad()
 def encode_videos(model: FineVQForConditionalGeneration, processor: FineVQProcessor, videos: list) -> EncodedVideo:
     """Encode videos (paths, `VideoSample`s or frames) once, as one batch; every later question reuses them."""
-    if not videos:
+    return encode_tensors(model, processor, [processor.video_tensors(video) for video in videos])
+
+
+@torch.no_grad()
+def encode_tensors(model: FineVQForConditionalGeneration, processor: FineVQProcessor, tensors: list[dict]) -> EncodedVideo:
+    """Encode videos already preprocessed (each the processor's `video_tensors`) once, as one batch."""
+    if not tensors:
         raise ConfigError("no videos to encode")
-    visual = model.encode_batch([processor.video_tensors(video) for video in videos])
-    prefix = torch.tensor([processor.prefix_ids] * len(videos), device=model.device)
+    visual = model.encode_batch(tensors)
+    prefix = torch.tensor([processor.prefix_ids] * len(tensors), device=model.device)
     return EncodedVideo(visual=visual, cache=model.prefill(prefix, visual))
 
 

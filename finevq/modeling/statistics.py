@@ -287,17 +287,30 @@ class _StatisticsProjector(nn.Module):
 
 class QualityStatistics(nn.Module):
     """Projects measured statistics to tokens: one per keyframe (the frame's and its fragments'
-    statistics) and one per motion clip."""
+    statistics), one per motion clip and, with `detector_tokens`, that many from the video's
+    distortion detector statistics."""
 
     def __init__(self, config: FineVQConfig):
         super().__init__()
+        from finevq.modeling.detectors import DETECTOR_STATISTICS
+
         width = config.text_config.hidden_size
         self.frame_projector = _StatisticsProjector(frame_statistics_size(config.nss_statistics), width,
                                                     config.statistics_hidden_size)
         self.clip_projector = _StatisticsProjector(CLIP_STATISTICS, width, config.statistics_hidden_size)
+        self.detector_tokens = config.detector_tokens
+        self.detector_projector = None
+        if self.detector_tokens:
+            self.detector_projector = _StatisticsProjector(DETECTOR_STATISTICS, width * self.detector_tokens,
+                                                           config.statistics_hidden_size * self.detector_tokens)
         keep_default_init(self)
 
-    def forward(self, frame_statistics: torch.Tensor, clip_statistics: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, F, D) and (B, D') -> frame tokens (B, F, 1, width) and the clip token (B, 1, width)."""
-        return self.frame_projector(frame_statistics).unsqueeze(2), self.clip_projector(clip_statistics).unsqueeze(1)
+    def forward(self, frame_statistics: torch.Tensor, clip_statistics: torch.Tensor,
+                detector_statistics: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, F, D), (B, D') [and (B, D'')] -> frame tokens (B, F, 1, width) and the clip's tokens
+        (B, 1 + detector_tokens, width): its statistics token, then the detector tokens."""
+        clip = self.clip_projector(clip_statistics).unsqueeze(1)
+        if self.detector_projector is not None:
+            detector = self.detector_projector(detector_statistics).view(len(clip), self.detector_tokens, -1)
+            clip = torch.cat([clip, detector], 1)
+        return self.frame_projector(frame_statistics).unsqueeze(2), clip

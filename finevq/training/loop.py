@@ -198,8 +198,8 @@ class Trainer:
         train_rows = self.splits["train"]
         rows = weighted_indices(train_rows["question_type"], config.data.question_weights, training.seed)
         cache_dir = config.data.video_cache if config.data.video_cache is not None else str(self.output / "video_cache")
-        cache = VideoTensorCache(cache_dir, self.processor) if cache_dir else None
-        self.dataset = ConversationDataset(train_rows, self.processor, cache)
+        self.video_cache = VideoTensorCache(cache_dir, self.processor) if cache_dir else None
+        self.dataset = ConversationDataset(train_rows, self.processor, self.video_cache)
         self.order = ShardedOrder(rows, training.batch_size, training.gradient_accumulation,
                                   accelerator.num_processes, accelerator.process_index, training.seed,
                                   self.dataset.videos, training.rows_per_video)
@@ -341,7 +341,10 @@ class Trainer:
         model.eval()
         plain = model.get_base_model() if hasattr(model, "get_base_model") else model  # LoRA layers stay in place
         with accelerator.autocast():
-            scores, answers = evaluate_videos(plain, processor, mine, progress=split if self.is_main else None)
+            # The cache keys on the processor settings, so another processor's videos are decoded anew.
+            cached = self.video_cache is not None and self.video_cache.processor.settings == processor.settings
+            scores, answers = evaluate_videos(plain, processor, mine, progress=split if self.is_main else None,
+                                              tensors_of=self.video_cache.get if cached else None)
         model.train(was_training)
         scores, answers = gather_object([scores]), gather_object([answers])
         return build_report([r for part in scores for r in part], [r for part in answers for r in part])
