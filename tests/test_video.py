@@ -7,6 +7,7 @@ import os
 import tracemalloc
 
 import av
+import decord
 import av.logging
 import numpy as np
 import pytest
@@ -141,10 +142,30 @@ def test_auto_prefers_decord_and_reports_it(clip):
     assert sample_video(clip).info.backend == "decord"
 
 
-def test_falls_back_to_pyav_where_decord_returns_broken_frames(tmp_path):
-    # Measured: decord2 returns arrays with 4 "channels" for a 96-px-wide frame.
+class FourChannelFrames:
+    """decord.VideoReader whose frames come back with 4 "channels", as decord2 3.4 returns them
+    for some frame widths (measured: 96 px on one machine, 48 px on another; it depends on the CPU)."""
+
+    def __init__(self, reader):
+        self._reader = reader
+
+    def __getattr__(self, name):
+        return getattr(self._reader, name)
+
+    def __len__(self):
+        return len(self._reader)
+
+    def __getitem__(self, position):
+        frame = self._reader[position].asnumpy()
+        padded = np.concatenate([frame, np.full(frame.shape[:-1] + (1,), 255, np.uint8)], axis=-1)
+        return decord.nd.array(padded)
+
+
+def test_falls_back_to_pyav_where_decord_returns_broken_frames(tmp_path, monkeypatch):
     path = write_video(tmp_path / "narrow.mp4", width=96, height=128)
     assert probe(path).backend == "decord"  # it opens the file; reading is where it fails
+    real_reader = decord.VideoReader
+    monkeypatch.setattr(decord, "VideoReader", lambda *args, **kwargs: FourChannelFrames(real_reader(*args, **kwargs)))
     sample = sample_video(path)
     assert sample.info.backend == "pyav"
     assert sample.keyframes.shape == (8, 128, 96, 3)
