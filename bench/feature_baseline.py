@@ -1,6 +1,7 @@
 """How much the LLM path gains or loses against a classic learner on hand-made features: natural-scene
 statistics of MSCN coefficients (as BRISQUE and NIQE measure them) plus the model's own low-level statistics
-(colour, sharpness, noise, blocks; frame-difference change, flicker, jitter), fed to gradient boosting and ridge.
+(colour, sharpness, noise, blocks; frame-difference change, flicker, jitter) and, where the model reads them, its
+distortion detector statistics, fed to gradient boosting and ridge.
 
 Run: python bench/feature_baseline.py --data DIR [--model DIR] [--generalisation-work DIR]
 DIR: a FineVD-Synth folder (`finevq synth`); the learners fit its train split, and every figure is SRCC on its
@@ -32,13 +33,15 @@ from finevq.taxonomy import COARSE_TYPES, DIMENSIONS
 def video_features(model: FineVQ, sample) -> np.ndarray:
     """One vector per video sample: the mean and spread over keyframes of the MSCN statistics and of
     the processor's other frame statistics (on the decoded keyframes, before the model's resize; a
-    processor with nss_statistics measures the MSCN ones itself), and the clip statistics."""
+    processor with nss_statistics measures the MSCN ones itself), the clip statistics and, for a model
+    that reads them, the distortion detector statistics."""
     tensors = model.processor.video_tensors(sample)
     per_frame = tensors["frame_statistics"]
     if not model.processor.settings.nss_statistics:
         luma = torch.from_numpy(sample.keyframes).float().div(255) @ torch.tensor([0.299, 0.587, 0.114])
         per_frame = torch.cat([mscn_statistics(luma), per_frame], dim=1)
-    return torch.cat([per_frame.mean(0), per_frame.std(0), tensors["clip_statistics"].flatten()]).numpy()
+    per_video = [tensors["clip_statistics"].flatten(), tensors.get("detector_statistics", torch.zeros(0))]
+    return torch.cat([per_frame.mean(0), per_frame.std(0), *per_video]).numpy()
 
 
 def learners() -> dict:

@@ -23,6 +23,7 @@ TINY = {
     "model.text_config.num_key_value_heads": 2,
     "model.tiny3d_channels": [8, 16],
     "model.score_head_dims": [32, 8],
+    "model.detector_tokens": 0,  # tests/test_modeling_detectors.py covers them; the rest stay fast
     "processor.num_frames": 4,
     "processor.fragment_patch": 8,
     "processor.num_motion_frames": 8,
