@@ -3,7 +3,7 @@ statistics of MSCN coefficients (as BRISQUE and NIQE measure them) plus the mode
 (colour, sharpness, noise, blocks; frame-difference change, flicker, jitter) and, where the model reads them, its
 distortion detector statistics, fed to gradient boosting and ridge.
 
-Run: python bench/feature_baseline.py --data DIR [--model DIR] [--generalisation-work DIR]
+Run: python bench/feature_baseline.py --data DIR [--model DIR] [--generalisation-work DIR] [--workers N]
 DIR: a FineVD-Synth folder (`finevq synth`); the learners fit its train split, and every figure is SRCC on its
 test split (against MOS, and against -severity for the distortion dimensions) and, with
 --generalisation-work, on the independent clips bench/generalisation.py made there (against -severity),
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import time
 from pathlib import Path
 
@@ -51,13 +53,31 @@ def learners() -> dict:
     }
 
 
-def _features_of(model: FineVQ, paths: list[str], name: str) -> tuple[np.ndarray, list[dict]]:
-    """Features and the model's own scores of each video (one pass: the model samples each once)."""
+_worker_model: FineVQ | None = None
+
+
+def _start_worker(model_name: str | None) -> None:
+    global _worker_model
+    torch.set_num_threads(1)  # one core a worker: the workers, not torch's threads, share the cores
+    _worker_model = FineVQ.from_pretrained(model_name)
+
+
+def _video_row(job: tuple[str, bool]) -> tuple[np.ndarray, dict | None]:
+    """One video's features and, when asked, the model's own scores (one pass: the model samples it once)."""
+    path, llm_scores = job
+    sample = _worker_model.processor.sample(path)
+    scores = {d: r.score for d, r in _worker_model.assess(sample, diagnose=False).ratings.items()} if llm_scores else None
+    return video_features(_worker_model, sample), scores
+
+
+def _features_of(pool, paths: list[str], name: str, llm_scores: bool = True) -> tuple[np.ndarray, list[dict]]:
+    """Features and, with llm_scores, the model's own scores of each video, in path order; the learners'
+    training videos need no LLM scores, which cost more than the features."""
     rows, scores = [], []
-    for index, path in enumerate(paths):
-        sample = model.processor.sample(path)
-        rows.append(video_features(model, sample))
-        scores.append({d: r.score for d, r in model.assess(sample, diagnose=False).ratings.items()})
+    for index, (features, video_scores) in enumerate(pool.imap(_video_row, [(p, llm_scores) for p in paths])):
+        rows.append(features)
+        if llm_scores:
+            scores.append(video_scores)
         print(f"\r{name}: {index + 1}/{len(paths)}", end="", flush=True)
     print()
     return np.stack(rows), scores
@@ -69,6 +89,7 @@ def main() -> None:
     parser.add_argument("--model", help="the LLM model compared (default: the shipped one); its processor measures the statistics")
     parser.add_argument("--generalisation-work", help="the --work folder of a bench/generalisation.py run")
     parser.add_argument("--output", help="also write the figures as JSON")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes measuring videos")
     args = parser.parse_args()
     started = time.perf_counter()
     model = FineVQ.from_pretrained(args.model)
@@ -76,17 +97,18 @@ def main() -> None:
         raise SystemExit("the model's processor measures no quality statistics; pass a model that has them")
     splits = load_finevd(args.data, "scores")
     train, test = splits["train"], splits["test"]
-    x_train, _ = _features_of(model, [row["video"]["path"] for row in train], "train features")
-    x_test, llm_test = _features_of(model, [row["video"]["path"] for row in test], "test features")
-    sets = {"synth test vs MOS": (x_test, llm_test, {d: list(test[f"mos_{d}"]) for d in DIMENSIONS})}
-    sets["synth test vs -severity"] = (x_test, llm_test, {
-        d: [-v for v in test[f"severity_{d}"]] for d in COARSE_TYPES})
-    if args.generalisation_work:
-        work = Path(args.generalisation_work)
-        labels = json.loads((work / "labels.json").read_text())
-        x_real, llm_real = _features_of(model, [str(work / label["video"]) for label in labels], "independent clips")
-        sets["independent clips vs -severity"] = (x_real, llm_real, {
-            d: [-label["severity"][d] for label in labels] for d in DIMENSIONS})
+    with multiprocessing.get_context("spawn").Pool(args.workers, _start_worker, (args.model,)) as pool:
+        x_train, _ = _features_of(pool, [row["video"]["path"] for row in train], "train features", llm_scores=False)
+        x_test, llm_test = _features_of(pool, [row["video"]["path"] for row in test], "test features")
+        sets = {"synth test vs MOS": (x_test, llm_test, {d: list(test[f"mos_{d}"]) for d in DIMENSIONS})}
+        sets["synth test vs -severity"] = (x_test, llm_test, {
+            d: [-v for v in test[f"severity_{d}"]] for d in COARSE_TYPES})
+        if args.generalisation_work:
+            work = Path(args.generalisation_work)
+            labels = json.loads((work / "labels.json").read_text())
+            x_real, llm_real = _features_of(pool, [str(work / label["video"]) for label in labels], "independent clips")
+            sets["independent clips vs -severity"] = (x_real, llm_real, {
+                d: [-label["severity"][d] for label in labels] for d in DIMENSIONS})
     report = {"model": model.name, "train_videos": len(train), "features": int(x_train.shape[1]), "srcc": {}}
     fitted = {}
     for dimension in DIMENSIONS:
