@@ -28,7 +28,7 @@ from sklearn.preprocessing import StandardScaler
 from finevq.data import load_finevd
 from finevq.inference import FineVQ
 from finevq.metrics import srcc
-from finevq.modeling.statistics import mscn_statistics
+from finevq.modeling.statistics import finite_statistics, mscn_statistics
 from finevq.taxonomy import COARSE_TYPES, DIMENSIONS
 
 
@@ -109,6 +109,10 @@ def main() -> None:
             x_real, llm_real = _features_of(pool, [str(work / label["video"]) for label in labels], "independent clips")
             sets["independent clips vs -severity"] = (x_real, llm_real, {
                 d: [-label["severity"][d] for label in labels] for d in DIMENSIONS})
+    # The learners read the statistics as the model's projectors do: a few detector ratios can be infinite.
+    x_train = finite_statistics(torch.from_numpy(x_train)).numpy()
+    sets = {name: (finite_statistics(torch.from_numpy(x)).numpy(), llm, truths)
+            for name, (x, llm, truths) in sets.items()}
     report = {"model": model.name, "train_videos": len(train), "features": int(x_train.shape[1]), "srcc": {}}
     fitted = {}
     for dimension in DIMENSIONS:

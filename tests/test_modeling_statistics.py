@@ -1,5 +1,5 @@
-"""The measured quality statistics: each responds to the distortion it is meant to see, the processor
-emits them, the model turns them into tokens, and the tiny model's training-only helpers work."""
+"""The measured quality statistics: each responds to the distortion it is meant to see, the processor emits
+them, the model turns them into tokens (optionally also read straight into scores), the training-only helpers work."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ from skimage import data as photos
 from skimage.transform import resize
 
 from finevq.errors import ConfigError
-from finevq.modeling import build_model
+from finevq.modeling import (
+    FineVQForConditionalGeneration,
+    apply_lora,
+    build_model,
+    score_dimensions,
+    score_videos,
+)
 from finevq.modeling.configuration import FineVQConfig
 from finevq.modeling.statistics import (
     CLIP_STATISTICS,
@@ -171,3 +177,62 @@ def test_mse_score_loss_and_quality_probe(tmp_path):
 def test_config_refuses_unknown_loss_settings(key, value, message):
     with pytest.raises(ConfigError, match=message):
         FineVQConfig(**{key: value})
+
+
+def _readout_model():
+    return build_model("tiny", {**TINY, "model.score_statistics_readout": True}, seed=0)
+
+
+def test_statistics_readout_adds_each_dimensions_own_reading_of_the_statistics_tokens(tmp_path):
+    model, processor = _readout_model()
+    model.eval()
+    # The keyframes' statistics tokens averaged and the clip's statistics token.
+    assert model.score_readout.in_features == 2 * model.config.text_config.hidden_size
+    with_detectors, _ = build_model("tiny", {**TINY, "model.score_statistics_readout": True, "model.detector_tokens": 2})
+    assert with_detectors.score_readout.in_features == 4 * model.config.text_config.hidden_size
+    assert not model.score_readout.weight.any() and not model.score_readout.bias.any()  # no change at first
+    video = write_video(tmp_path / "clip.mp4", num_frames=12, width=96, height=64)
+    plain = {d: r.score for d, r in score_dimensions(model, processor, str(video)).items()}
+    torch.manual_seed(3)
+    torch.nn.init.normal_(model.score_readout.weight, std=0.1)
+    read = {d: r.score for d, r in score_dimensions(model, processor, str(video)).items()}
+    assert all(abs(read[d] - plain[d]) > 1e-3 for d in DIMENSIONS)
+    # Each dimension reads its own row: silencing noise's row gives noise its head's score back, only.
+    with torch.no_grad():
+        model.score_readout.weight[DIMENSIONS.index("noise")] = 0
+    silenced = {d: r.score for d, r in score_dimensions(model, processor, str(video)).items()}
+    assert silenced["noise"] == pytest.approx(plain["noise"], abs=1e-4)
+    assert all(silenced[d] == pytest.approx(read[d], abs=1e-4) for d in DIMENSIONS if d != "noise")
+    # Encoded once and shared, prompt by prompt, and in a batch of videos: the same scores.
+    reference = score_dimensions(model, processor, str(video), shared_prefix=False)
+    batched = score_videos(model, processor, [str(video), str(video)])
+    for dimension in DIMENSIONS:
+        assert reference[dimension].score == pytest.approx(silenced[dimension], abs=1e-3)
+        assert batched[1][dimension].score == pytest.approx(silenced[dimension], abs=1e-3)
+
+    model.save_pretrained(tmp_path / "model")
+    loaded = FineVQForConditionalGeneration.from_pretrained(tmp_path / "model").eval()
+    assert loaded.config.score_statistics_readout
+    assert torch.equal(loaded.score_readout.weight, model.score_readout.weight)
+
+
+def test_statistics_readout_trains_with_the_score_loss_and_needs_the_rated_dimension(tmp_path):
+    model, processor = _readout_model()
+    video = write_video(tmp_path / "clip.mp4", num_frames=12, width=96, height=64)
+    row = {"video": str(video), "question_type": "score", "mos": 30.0, "dimension": "blur",
+           "conversations": [{"role": "user", "content": "How would you rate the blur quality of this video?"},
+                             {"role": "assistant", "content": "The blur quality of this video is poor."}]}
+    batch = processor.collate([processor.encode_row(row)])
+    model(**batch).score_loss.backward()
+    gradient_rows = model.score_readout.weight.grad.abs().sum(1)
+    assert gradient_rows[DIMENSIONS.index("blur")] > 0
+    assert not torch.cat([gradient_rows[:DIMENSIONS.index("blur")], gradient_rows[DIMENSIONS.index("blur") + 1:]]).any()
+    with pytest.raises(ConfigError, match="score_dimensions"):
+        model(**{k: v for k, v in batch.items() if k != "score_dimensions"})
+    peft_model = apply_lora(model)
+    assert any("score_readout.modules_to_save" in name for name, p in peft_model.named_parameters() if p.requires_grad)
+
+
+def test_statistics_readout_needs_statistics():
+    with pytest.raises(ConfigError, match="score_statistics_readout"):
+        FineVQConfig(score_statistics_readout=True)

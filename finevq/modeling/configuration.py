@@ -43,6 +43,10 @@ class FineVQConfig(PreTrainedConfig):
     detector_tokens: > 0 (with quality_statistics) adds that many tokens to the motion slot, projected
     from the video's distortion detector statistics (`finevq.modeling.detectors`: measured near native
     resolution, aimed at each distortion family); 0 reads none.
+    score_statistics_readout: with quality_statistics, add to each dimension's score a linear readout
+    of the statistics tokens (the keyframes' averaged, the clip's and the detector tokens), trained
+    with the score loss: a short path from the measured distortion statistics to the score, which a
+    small LLM does not find on its own; zero at initialisation.
     slowfast_width / slowfast_depths / slowfast_alpha: SlowFast's slow stem channels (64), stage
     depths ((3, 4, 6, 3): R50) and frame ratio of the slow pathway, for motion_encoder="slowfast".
     score_head_activation / score_head_output: "gelu" / "centered" here, "relu" / "relu_unit" for
@@ -75,6 +79,7 @@ class FineVQConfig(PreTrainedConfig):
     nss_statistics: bool = False
     detector_tokens: int = 0
     statistics_hidden_size: int = 64
+    score_statistics_readout: bool = False
     use_fragments: bool = True
     downsample_ratio: float = 0.5
     vision_feature_layer: int = -1
@@ -134,6 +139,8 @@ class FineVQConfig(PreTrainedConfig):
             raise ConfigError(f"config key 'quality_probe_weight' must be >= 0, got {self.quality_probe_weight}")
         if self.detector_tokens < 0 or (self.detector_tokens and not self.quality_statistics):
             raise ConfigError("config key 'detector_tokens': a count >= 0, and > 0 only with quality_statistics")
+        if self.score_statistics_readout and not self.quality_statistics:
+            raise ConfigError("config key 'score_statistics_readout': reads the statistics tokens, so it needs quality_statistics")
         if self.num_motion_tokens < 1:
             raise ConfigError(f"config key 'num_motion_tokens' must be >= 1, got {self.num_motion_tokens}")
         low, high = (float(x) for x in self.score_range)

@@ -59,7 +59,10 @@ class FineVQPreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
 
     def _init_weights(self, module):
-        if getattr(module, "_keep_default_init", False):
+        if getattr(module, "_zero_init", False):
+            torch.nn.init.zeros_(module.weight)
+            torch.nn.init.zeros_(module.bias)
+        elif getattr(module, "_keep_default_init", False):
             module.reset_parameters()
         else:
             super()._init_weights(module)
@@ -82,6 +85,12 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
         if config.quality_probe_weight > 0:
             self.quality_probe = torch.nn.Linear(config.text_config.hidden_size, len(DIMENSIONS))
             keep_default_init(self.quality_probe)
+        self.score_readout = None
+        if config.score_statistics_readout:
+            statistics_tokens = 1 + config.motion_slot_tokens - config.num_motion_tokens
+            self.score_readout = torch.nn.Linear(config.text_config.hidden_size * statistics_tokens, len(DIMENSIONS))
+            # Zero: the readout starts as no change to the score head and grows only as far as it helps.
+            self.score_readout._zero_init = True
         self.post_init()
 
     def get_input_embeddings(self):
@@ -220,7 +229,7 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
             has_score = score_positions >= 0
             rows = torch.arange(hidden.shape[0], device=hidden.device)
             # The head runs on every row (masked afterwards) so it is always part of the graph.
-            head = self.score_head(hidden[rows, score_positions.clamp(min=0)])
+            head = self.dimension_scores(hidden[rows, score_positions.clamp(min=0)], visual, score_dimensions)
             scores = torch.where(has_score, head, torch.full_like(head, float("nan")))
             if mos is not None:
                 mos = mos.to(head.device, head.dtype)
@@ -240,6 +249,28 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
             last_hidden_state=hidden,
             cache=outputs.cache if use_cache else None,
         )
+
+    def dimension_scores(self, hidden: torch.Tensor, visual: VisualTokens | None,
+                         dimensions: torch.LongTensor | None) -> torch.Tensor:
+        """Scores (N,) of hidden states (N, width) read at score positions: the score head, plus, with
+        `score_statistics_readout`, each row's linear readout for its dimension (an index into
+        DIMENSIONS; -1: none) of the statistics tokens of its video (`visual`, one row per hidden row)."""
+        scores = self.score_head(hidden)
+        if self.score_readout is None:
+            return scores
+        if visual is None or dimensions is None:
+            raise ConfigError("this model reads each dimension's score from its statistics tokens too: scoring "
+                              "needs the video's visual tokens and 'score_dimensions'")
+        readout = self.score_readout(self._statistics_tokens(visual).to(self.score_readout.weight.dtype)).float()
+        dimensions = dimensions.to(readout.device)
+        chosen = readout[torch.arange(len(dimensions), device=readout.device), dimensions.clamp(min=0)]
+        return scores + self.score_head.half_width * torch.where(dimensions >= 0, chosen, torch.zeros_like(chosen))
+
+    def _statistics_tokens(self, visual: VisualTokens) -> torch.Tensor:
+        """(B, width * (2 + detector_tokens)): the keyframes' statistics tokens (the last of each
+        keyframe slot) averaged, then the motion slot's statistics and detector tokens."""
+        keyframes = visual.frames.unflatten(1, (-1, self.config.tokens_per_frame))[:, :, -1].mean(1)
+        return torch.cat([keyframes, visual.motion[:, self.config.num_motion_tokens:].flatten(1)], 1)
 
     def _score_error(self, predicted: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """Mean `config.score_loss` error over the `valid` rows (zero, with a gradient, when none is)."""

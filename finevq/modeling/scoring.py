@@ -123,8 +123,13 @@ def _dimension_scores(model, processor, video, dimensions, shared_prefix: bool) 
     dimensions = _checked_dimensions(dimensions)
     prompts = [processor.score_prompt(d) for d in dimensions]
     offset = processor.settings.score_readout_offset
+    visual = None
+    if model.score_readout is not None:
+        if shared_prefix and not isinstance(video, EncodedVideo):
+            video = encode_video(model, processor, video)
+        visual = video.visual if isinstance(video, EncodedVideo) else model.encode_batch([processor.video_tensors(video)])
     hidden, logits = answer_states(model, processor, video, prompts, shared_prefix, read_from_end=offset)
-    scores = model.score_head(hidden).tolist()
+    scores = _score_rows(model, hidden, visual, dimensions).tolist()
     score_range = model.config.score_range
     levels = tuple(f" {level}" for level in LEVELS)
     level_ids = [processor.answer_token_ids(levels, processor.score_context(d)) for d in dimensions]
@@ -142,6 +147,19 @@ def _dimension_scores(model, processor, video, dimensions, shared_prefix: bool) 
             level_score=float(qalign_score(probabilities, score_range)),
         )
     return results
+
+
+@torch.no_grad()
+def _score_rows(model: FineVQForConditionalGeneration, hidden: torch.Tensor, visual: VisualTokens | None,
+                dimensions: list[str]) -> torch.Tensor:
+    """The model's scores of `hidden` (B * N rows, video-major, N = len(dimensions))."""
+    if visual is None:
+        return model.dimension_scores(hidden, None, None)
+    per_video = len(dimensions)
+    rows = VisualTokens(frames=visual.frames.repeat_interleave(per_video, 0),
+                        motion=visual.motion.repeat_interleave(per_video, 0))
+    indices = torch.tensor([DIMENSIONS.index(d) for d in dimensions] * visual.motion.shape[0], device=hidden.device)
+    return model.dimension_scores(hidden, rows, indices)
 
 
 def candidate_probabilities(

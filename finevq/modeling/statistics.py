@@ -261,6 +261,11 @@ def video_statistics(keyframes, fragments, motion: torch.Tensor, fragment_patch:
     return {"frame_statistics": frames, "clip_statistics": clip_statistics(motion[None])[0]}
 
 
+def finite_statistics(statistics: torch.Tensor) -> torch.Tensor:
+    """Measured statistics as the projectors read them: NaN as 0, everything (infinities too) within +-20."""
+    return torch.nan_to_num(statistics.float(), nan=0.0, posinf=20.0, neginf=-20.0).clamp(-20, 20)
+
+
 class _StatisticsProjector(nn.Module):
     """Statistics (..., D) -> one LLM-width token each: BatchNorm-Linear-GELU-Linear.
 
@@ -276,7 +281,7 @@ class _StatisticsProjector(nn.Module):
         self.linear_2 = nn.Linear(hidden, width)
 
     def forward(self, statistics: torch.Tensor) -> torch.Tensor:
-        statistics = torch.nan_to_num(statistics.float(), nan=0.0, posinf=20.0, neginf=-20.0).clamp(-20, 20)
+        statistics = finite_statistics(statistics)
         rows = statistics.reshape(-1, statistics.shape[-1]).to(self.linear_1.weight.dtype)
         norm = self.norm
         # One row has no batch variance: it is standardised by the running statistics, as in eval.
