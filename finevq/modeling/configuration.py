@@ -140,7 +140,8 @@ class FineVQConfig(PreTrainedConfig):
         if self.detector_tokens < 0 or (self.detector_tokens and not self.quality_statistics):
             raise ConfigError("config key 'detector_tokens': a count >= 0, and > 0 only with quality_statistics")
         if self.score_statistics_readout and not self.quality_statistics:
-            raise ConfigError("config key 'score_statistics_readout': reads the statistics tokens, so it needs quality_statistics")
+            raise ConfigError("config key 'score_statistics_readout': reads the statistics tokens, "
+                              "so it needs quality_statistics")
         if self.num_motion_tokens < 1:
             raise ConfigError(f"config key 'num_motion_tokens' must be >= 1, got {self.num_motion_tokens}")
         low, high = (float(x) for x in self.score_range)

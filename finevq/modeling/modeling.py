@@ -250,11 +250,12 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
             cache=outputs.cache if use_cache else None,
         )
 
-    def dimension_scores(self, hidden: torch.Tensor, visual: VisualTokens | None,
-                         dimensions: torch.LongTensor | None) -> torch.Tensor:
+    def dimension_scores(self, hidden: torch.Tensor, visual: VisualTokens | None, dimensions: torch.LongTensor | None,
+                         video_index: torch.LongTensor | None = None) -> torch.Tensor:
         """Scores (N,) of hidden states (N, width) read at score positions: the score head, plus, with
         `score_statistics_readout`, each row's linear readout for its dimension (an index into
-        DIMENSIONS; -1: none) of the statistics tokens of its video (`visual`, one row per hidden row)."""
+        DIMENSIONS; -1: none) of the statistics tokens of its video (`visual`: one video per row, or
+        video `video_index[i]` for row i)."""
         scores = self.score_head(hidden)
         if self.score_readout is None:
             return scores
@@ -262,6 +263,8 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
             raise ConfigError("this model reads each dimension's score from its statistics tokens too: scoring "
                               "needs the video's visual tokens and 'score_dimensions'")
         readout = self.score_readout(self._statistics_tokens(visual).to(self.score_readout.weight.dtype)).float()
+        if video_index is not None:
+            readout = readout[video_index]
         dimensions = dimensions.to(readout.device)
         chosen = readout[torch.arange(len(dimensions), device=readout.device), dimensions.clamp(min=0)]
         return scores + self.score_head.half_width * torch.where(dimensions >= 0, chosen, torch.zeros_like(chosen))

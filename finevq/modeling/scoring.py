@@ -127,7 +127,9 @@ def _dimension_scores(model, processor, video, dimensions, shared_prefix: bool) 
     if model.score_readout is not None:
         if shared_prefix and not isinstance(video, EncodedVideo):
             video = encode_video(model, processor, video)
-        visual = video.visual if isinstance(video, EncodedVideo) else model.encode_batch([processor.video_tensors(video)])
+        # Prompt by prompt, the video is encoded once more here for the readout.
+        visual = (video.visual if isinstance(video, EncodedVideo)
+                  else model.encode_batch([processor.video_tensors(video)]))
     hidden, logits = answer_states(model, processor, video, prompts, shared_prefix, read_from_end=offset)
     scores = _score_rows(model, hidden, visual, dimensions).tolist()
     score_range = model.config.score_range
@@ -155,11 +157,10 @@ def _score_rows(model: FineVQForConditionalGeneration, hidden: torch.Tensor, vis
     """The model's scores of `hidden` (B * N rows, video-major, N = len(dimensions))."""
     if visual is None:
         return model.dimension_scores(hidden, None, None)
-    per_video = len(dimensions)
-    rows = VisualTokens(frames=visual.frames.repeat_interleave(per_video, 0),
-                        motion=visual.motion.repeat_interleave(per_video, 0))
-    indices = torch.tensor([DIMENSIONS.index(d) for d in dimensions] * visual.motion.shape[0], device=hidden.device)
-    return model.dimension_scores(hidden, rows, indices)
+    videos = visual.motion.shape[0]
+    indices = torch.tensor([DIMENSIONS.index(d) for d in dimensions] * videos, device=hidden.device)
+    video_index = torch.arange(videos, device=hidden.device).repeat_interleave(len(dimensions))
+    return model.dimension_scores(hidden, visual, indices, video_index)
 
 
 def candidate_probabilities(
