@@ -3,15 +3,17 @@ statistics of MSCN coefficients (as BRISQUE and NIQE measure them) plus the mode
 (colour, sharpness, noise, blocks; frame-difference change, flicker, jitter) and, where the model reads them, its
 distortion detector statistics, fed to gradient boosting and ridge.
 
-Run: python bench/feature_baseline.py --data DIR [--model DIR] [--generalisation-work DIR] [--workers N]
+Run: python bench/feature_baseline.py --data DIR [--model DIR] [--generalisation-work DIR] [--workers N] [--cache DIR]
 DIR: a FineVD-Synth folder (`finevq synth`); the learners fit its train split, and every figure is SRCC on its
 test split (against MOS, and against -severity for the distortion dimensions) and, with
 --generalisation-work, on the independent clips bench/generalisation.py made there (against -severity),
-beside the LLM model's own SRCC on the same videos."""
+beside the LLM model's own SRCC on the same videos. Each video's measurements are kept in --cache as they are
+taken, so an interrupted or failed run resumes where it stopped."""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import multiprocessing
 import os
@@ -54,20 +56,44 @@ def learners() -> dict:
 
 
 _worker_model: FineVQ | None = None
+_worker_cache: Path | None = None
 
 
-def _start_worker(model_name: str | None) -> None:
-    global _worker_model
+def _start_worker(model_name: str | None, cache: str) -> None:
+    global _worker_model, _worker_cache
     torch.set_num_threads(1)  # one core a worker: the workers, not torch's threads, share the cores
     _worker_model = FineVQ.from_pretrained(model_name)
+    weights = hashlib.sha1()
+    for tensor in _worker_model.model.state_dict().values():
+        weights.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    # One folder per model's weights: a retrained model of the same name measures afresh.
+    _worker_cache = Path(cache) / weights.hexdigest()
+    _worker_cache.mkdir(parents=True, exist_ok=True)
+
+
+def _cache_file(path: str) -> str:
+    """The cache entry of one video; a rewritten video gets a new entry."""
+    stat = os.stat(path)
+    key = f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}"
+    return hashlib.sha1(key.encode()).hexdigest() + ".json"
 
 
 def _video_row(job: tuple[str, bool]) -> tuple[np.ndarray, dict | None]:
-    """One video's features and, when asked, the model's own scores (one pass: the model samples it once)."""
+    """One video's features and, when asked, the model's own scores (one pass: the model samples it once),
+    from the cache when an earlier run measured them."""
     path, llm_scores = job
+    entry = _worker_cache / _cache_file(path)
+    if entry.exists():
+        cached = json.loads(entry.read_text())
+        if cached["scores"] is not None or not llm_scores:
+            return np.array(cached["features"]), cached["scores"]
     sample = _worker_model.processor.sample(path)
     scores = {d: r.score for d, r in _worker_model.assess(sample, diagnose=False).ratings.items()} if llm_scores else None
-    return video_features(_worker_model, sample), scores
+    features = video_features(_worker_model, sample)
+    partial = entry.with_suffix(f".{os.getpid()}.part")
+    partial.write_text(json.dumps({"features": features.tolist(), "scores": scores}))
+    partial.replace(entry)
+    return features, scores
 
 
 def _features_of(pool, paths: list[str], name: str, llm_scores: bool = True) -> tuple[np.ndarray, list[dict]]:
@@ -90,6 +116,7 @@ def main() -> None:
     parser.add_argument("--generalisation-work", help="the --work folder of a bench/generalisation.py run")
     parser.add_argument("--output", help="also write the figures as JSON")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes measuring videos")
+    parser.add_argument("--cache", default="/tmp/finevq-feature-baseline", help="where each video's measurements are kept")
     args = parser.parse_args()
     started = time.perf_counter()
     model = FineVQ.from_pretrained(args.model)
@@ -97,7 +124,7 @@ def main() -> None:
         raise SystemExit("the model's processor measures no quality statistics; pass a model that has them")
     splits = load_finevd(args.data, "scores")
     train, test = splits["train"], splits["test"]
-    with multiprocessing.get_context("spawn").Pool(args.workers, _start_worker, (args.model,)) as pool:
+    with multiprocessing.get_context("spawn").Pool(args.workers, _start_worker, (args.model, args.cache)) as pool:
         x_train, _ = _features_of(pool, [row["video"]["path"] for row in train], "train features", llm_scores=False)
         x_test, llm_test = _features_of(pool, [row["video"]["path"] for row in test], "test features")
         sets = {"synth test vs MOS": (x_test, llm_test, {d: list(test[f"mos_{d}"]) for d in DIMENSIONS})}

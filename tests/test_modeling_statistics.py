@@ -210,6 +210,13 @@ def test_statistics_readout_adds_each_dimensions_own_reading_of_the_statistics_t
         assert reference[dimension].score == pytest.approx(silenced[dimension], abs=1e-3)
         assert batched[1][dimension].score == pytest.approx(silenced[dimension], abs=1e-3)
 
+    # However large its weights, the readout moves a score by at most half the range (50 points).
+    with torch.no_grad():
+        model.score_readout.weight.mul_(1e4)
+    bounded = {d: r.score for d, r in score_dimensions(model, processor, str(video)).items()}
+    assert all(abs(bounded[d] - plain[d]) <= 50 + 1e-3 for d in DIMENSIONS)
+    assert max(abs(bounded[d] - plain[d]) for d in DIMENSIONS if d != "noise") > 40
+
     model.save_pretrained(tmp_path / "model")
     loaded = FineVQForConditionalGeneration.from_pretrained(tmp_path / "model").eval()
     assert loaded.config.score_statistics_readout

@@ -43,10 +43,11 @@ class FineVQConfig(PreTrainedConfig):
     detector_tokens: > 0 (with quality_statistics) adds that many tokens to the motion slot, projected
     from the video's distortion detector statistics (`finevq.modeling.detectors`: measured near native
     resolution, aimed at each distortion family); 0 reads none.
-    score_statistics_readout: with quality_statistics, add to each dimension's score a linear readout
-    of the statistics tokens (the keyframes' averaged, the clip's and the detector tokens), trained
-    with the score loss: a short path from the measured distortion statistics to the score, which a
-    small LLM does not find on its own; zero at initialisation.
+    score_statistics_readout: with quality_statistics, add to each dimension's score a readout of the
+    statistics tokens (the keyframes' averaged, the clip's and the detector tokens; each normalised,
+    a linear map squashed by tanh to at most half the score range either way), trained with the score loss: a
+    short path from the measured distortion statistics to the score, which a small LLM does not find
+    on its own; zero at initialisation.
     slowfast_width / slowfast_depths / slowfast_alpha: SlowFast's slow stem channels (64), stage
     depths ((3, 4, 6, 3): R50) and frame ratio of the slow pathway, for motion_encoder="slowfast".
     score_head_activation / score_head_output: "gelu" / "centered" here, "relu" / "relu_unit" for

@@ -253,7 +253,7 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
     def dimension_scores(self, hidden: torch.Tensor, visual: VisualTokens | None, dimensions: torch.LongTensor | None,
                          video_index: torch.LongTensor | None = None) -> torch.Tensor:
         """Scores (N,) of hidden states (N, width) read at score positions: the score head, plus, with
-        `score_statistics_readout`, each row's linear readout for its dimension (an index into
+        `score_statistics_readout`, each row's bounded readout for its dimension (an index into
         DIMENSIONS; -1: none) of the statistics tokens of its video (`visual`: one video per row, or
         video `video_index[i]` for row i)."""
         scores = self.score_head(hidden)
@@ -262,7 +262,11 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
         if visual is None or dimensions is None:
             raise ConfigError("this model reads each dimension's score from its statistics tokens too: scoring "
                               "needs the video's visual tokens and 'score_dimensions'")
-        readout = self.score_readout(self._statistics_tokens(visual).to(self.score_readout.weight.dtype)).float()
+        # Each token normalised and the reading squashed: statistics of unseen content that fall outside
+        # their training range move a score by at most half the scale (a linear readout sent them off it).
+        tokens = self._statistics_tokens(visual).float()
+        tokens = torch.nn.functional.layer_norm(tokens, tokens.shape[-1:]).flatten(1)
+        readout = torch.tanh(self.score_readout(tokens.to(self.score_readout.weight.dtype)).float())
         if video_index is not None:
             readout = readout[video_index]
         dimensions = dimensions.to(readout.device)
@@ -270,10 +274,10 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
         return scores + self.score_head.half_width * torch.where(dimensions >= 0, chosen, torch.zeros_like(chosen))
 
     def _statistics_tokens(self, visual: VisualTokens) -> torch.Tensor:
-        """(B, width * (2 + detector_tokens)): the keyframes' statistics tokens (the last of each
-        keyframe slot) averaged, then the motion slot's statistics and detector tokens."""
+        """(B, 2 + detector_tokens, width): the keyframes' statistics tokens (the last of each keyframe
+        slot) averaged, then the motion slot's statistics and detector tokens."""
         keyframes = visual.frames.unflatten(1, (-1, self.config.tokens_per_frame))[:, :, -1].mean(1)
-        return torch.cat([keyframes, visual.motion[:, self.config.num_motion_tokens:].flatten(1)], 1)
+        return torch.cat([keyframes[:, None], visual.motion[:, self.config.num_motion_tokens:]], 1)
 
     def _score_error(self, predicted: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """Mean `config.score_loss` error over the `valid` rows (zero, with a gradient, when none is)."""
