@@ -1,14 +1,16 @@
 """How much the LLM path gains or loses against a classic learner on hand-made features: natural-scene
 statistics of MSCN coefficients (as BRISQUE and NIQE measure them) plus the model's own low-level statistics
 (colour, sharpness, noise, blocks; frame-difference change, flicker, jitter) and, where the model reads them, its
-distortion detector statistics, fed to gradient boosting and ridge.
+distortion detector statistics, fed to gradient boosting and ridge (scores) and to gradient boosting and logistic
+regression (is each coarse distortion type present, the yes/no question).
 
 Run: python bench/feature_baseline.py --data DIR [--model DIR] [--generalisation-work DIR] [--workers N] [--cache DIR]
 DIR: a FineVD-Synth folder (`finevq synth`); the learners fit its train split, and every figure is SRCC on its
 test split (against MOS, and against -severity for the distortion dimensions) and, with
 --generalisation-work, on the independent clips bench/generalisation.py made there (against -severity),
-beside the LLM model's own SRCC on the same videos. Each video's measurements are kept in --cache as they are
-taken, so an interrupted or failed run resumes where it stopped."""
+beside the LLM model's own SRCC on the same videos; then the accuracy of each learner's and of the model's
+diagnosis (`assess`) at telling whether each coarse distortion type is present, on the same sets. Each video's
+measurements are kept in --cache as they are taken, so an interrupted or failed run resumes where it stopped."""
 
 from __future__ import annotations
 
@@ -22,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.ensemble import HistGradientBoostingRegressor
-from sklearn.linear_model import RidgeCV
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -31,7 +33,7 @@ from finevq.data import load_finevd
 from finevq.inference import FineVQ
 from finevq.metrics import srcc
 from finevq.modeling.statistics import finite_statistics, mscn_statistics
-from finevq.taxonomy import COARSE_TYPES, DIMENSIONS
+from finevq.taxonomy import COARSE_TYPES, DIMENSIONS, NO_DISTORTION
 
 
 def video_features(model: FineVQ, sample) -> np.ndarray:
@@ -52,6 +54,13 @@ def learners() -> dict:
     return {
         "gradient boosting": lambda: HistGradientBoostingRegressor(max_iter=300, learning_rate=0.05, random_state=0),
         "ridge": lambda: make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13))),
+    }
+
+
+def presence_learners() -> dict:
+    return {
+        "gradient boosting": lambda: HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, random_state=0),
+        "logistic": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
     }
 
 
@@ -79,34 +88,39 @@ def _cache_file(path: str) -> str:
 
 
 def _video_row(job: tuple[str, bool]) -> tuple[np.ndarray, dict | None]:
-    """One video's features and, when asked, the model's own scores (one pass: the model samples it once),
-    from the cache when an earlier run measured them."""
-    path, llm_scores = job
+    """One video's features and, when asked, the model's own assessment: its scores and which coarse distortion
+    types it diagnoses as present (one pass: the model samples it once), from the cache when an earlier run
+    measured them."""
+    path, llm_wanted = job
     entry = _worker_cache / _cache_file(path)
     if entry.exists():
         cached = json.loads(entry.read_text())
-        if cached["scores"] is not None or not llm_scores:
-            return np.array(cached["features"]), cached["scores"]
+        if cached.get("llm") is not None or not llm_wanted:
+            return np.array(cached["features"]), cached.get("llm")
     sample = _worker_model.processor.sample(path)
-    scores = {d: r.score for d, r in _worker_model.assess(sample, diagnose=False).ratings.items()} if llm_scores else None
+    llm = None
+    if llm_wanted:
+        assessment = _worker_model.assess(sample)
+        llm = {"scores": assessment.scores, "present": {t: d.present for t, d in assessment.distortions.items()}}
     features = video_features(_worker_model, sample)
     partial = entry.with_suffix(f".{os.getpid()}.part")
-    partial.write_text(json.dumps({"features": features.tolist(), "scores": scores}))
+    partial.write_text(json.dumps({"features": features.tolist(), "llm": llm}))
     partial.replace(entry)
-    return features, scores
+    return features, llm
 
 
-def _features_of(pool, paths: list[str], name: str, llm_scores: bool = True) -> tuple[np.ndarray, list[dict]]:
-    """Features and, with llm_scores, the model's own scores of each video, in path order; the learners'
-    training videos need no LLM scores, which cost more than the features."""
-    rows, scores = [], []
-    for index, (features, video_scores) in enumerate(pool.imap(_video_row, [(p, llm_scores) for p in paths])):
+def _features_of(pool, paths: list[str], name: str, llm_wanted: bool = True) -> tuple[np.ndarray, list[dict]]:
+    """Features and, with llm_wanted, the model's own assessment of each video, in path order; the learners'
+    training videos need no assessment, which costs more than the features."""
+    rows, assessments = [], []
+    for index, (features, llm) in enumerate(pool.imap(_video_row, [(p, llm_wanted) for p in paths])):
         rows.append(features)
-        if llm_scores:
-            scores.append(video_scores)
+        if llm_wanted:
+            assessments.append(llm)
         print(f"\r{name}: {index + 1}/{len(paths)}", end="", flush=True)
     print()
-    return np.stack(rows), scores
+    # The learners read the statistics as the model's projectors do: a few detector ratios can be infinite.
+    return finite_statistics(torch.from_numpy(np.stack(rows))).numpy(), assessments
 
 
 def main() -> None:
@@ -125,36 +139,51 @@ def main() -> None:
     splits = load_finevd(args.data, "scores")
     train, test = splits["train"], splits["test"]
     with multiprocessing.get_context("spawn").Pool(args.workers, _start_worker, (args.model, args.cache)) as pool:
-        x_train, _ = _features_of(pool, [row["video"]["path"] for row in train], "train features", llm_scores=False)
+        x_train, _ = _features_of(pool, [row["video"]["path"] for row in train], "train features", llm_wanted=False)
         x_test, llm_test = _features_of(pool, [row["video"]["path"] for row in test], "test features")
-        sets = {"synth test vs MOS": (x_test, llm_test, {d: list(test[f"mos_{d}"]) for d in DIMENSIONS})}
-        sets["synth test vs -severity"] = (x_test, llm_test, {
+        score_sets = {"synth test vs MOS": (x_test, llm_test, {d: list(test[f"mos_{d}"]) for d in DIMENSIONS})}
+        score_sets["synth test vs -severity"] = (x_test, llm_test, {
             d: [-v for v in test[f"severity_{d}"]] for d in COARSE_TYPES})
+        presence_sets = {"synth test": (x_test, llm_test, {
+            t: [subtype != NO_DISTORTION for subtype in test[f"subtype_{t}"]] for t in COARSE_TYPES})}
         if args.generalisation_work:
             work = Path(args.generalisation_work)
             labels = json.loads((work / "labels.json").read_text())
             x_real, llm_real = _features_of(pool, [str(work / label["video"]) for label in labels], "independent clips")
-            sets["independent clips vs -severity"] = (x_real, llm_real, {
+            score_sets["independent clips vs -severity"] = (x_real, llm_real, {
                 d: [-label["severity"][d] for label in labels] for d in DIMENSIONS})
-    # The learners read the statistics as the model's projectors do: a few detector ratios can be infinite.
-    x_train = finite_statistics(torch.from_numpy(x_train)).numpy()
-    sets = {name: (finite_statistics(torch.from_numpy(x)).numpy(), llm, truths)
-            for name, (x, llm, truths) in sets.items()}
-    report = {"model": model.name, "train_videos": len(train), "features": int(x_train.shape[1]), "srcc": {}}
-    fitted = {}
-    for dimension in DIMENSIONS:
-        target = np.array(train[f"mos_{dimension}"], dtype=float)
-        for learner, make in learners().items():
-            fitted[dimension, learner] = make().fit(x_train, target)
-    for set_name, (x, llm, truths) in sets.items():
+            presence_sets["independent clips"] = (x_real, llm_real, {
+                t: [label["severity"][t] > 0 for label in labels] for t in COARSE_TYPES})
+    report = {"model": model.name, "train_videos": len(train), "features": int(x_train.shape[1]), "srcc": {},
+              "presence_accuracy": {}}
+    regressors = {(d, learner): make().fit(x_train, np.array(train[f"mos_{d}"], dtype=float))
+                  for d in DIMENSIONS for learner, make in learners().items()}
+    for set_name, (x, llm, truths) in score_sets.items():
         print(f"\n{set_name} (SRCC)\n{'dimension':<10} {'LLM':>7} {'boosting':>9} {'ridge':>7}")
         table = report["srcc"][set_name] = {}
         for dimension, truth in truths.items():
-            row = {"LLM": srcc([s[dimension] for s in llm], truth)}
+            row = {"LLM": srcc([a["scores"][dimension] for a in llm], truth)}
             for learner in learners():
-                row[learner] = srcc(fitted[dimension, learner].predict(x).tolist(), truth)
+                row[learner] = srcc(regressors[dimension, learner].predict(x).tolist(), truth)
             table[dimension] = row
             print(f"{dimension:<10} {row['LLM']:>7.3f} {row['gradient boosting']:>9.3f} {row['ridge']:>7.3f}")
+    classifiers = {(t, learner): make().fit(x_train, [s != NO_DISTORTION for s in train[f"subtype_{t}"]])
+                   for t in COARSE_TYPES for learner, make in presence_learners().items()}
+    for set_name, (x, llm, truths) in presence_sets.items():
+        print(f"\n{set_name}: is the distortion present (accuracy)\n"
+              f"{'type':<10} {'LLM':>7} {'boosting':>9} {'logistic':>9} {'absent':>7}")
+        table = report["presence_accuracy"][set_name] = {}
+        for coarse, truth in truths.items():
+            truth = np.array(truth)
+            row = {"LLM": float(np.mean([a["present"][coarse] for a in llm] == truth))}
+            for learner in presence_learners():
+                row[learner] = float(np.mean(classifiers[coarse, learner].predict(x) == truth))
+            row["share absent"] = float(np.mean(~truth))
+            table[coarse] = row
+        table["mean"] = {key: float(np.mean([table[t][key] for t in truths])) for key in table[COARSE_TYPES[0]]}
+        for coarse, row in table.items():
+            print(f"{coarse:<10} {row['LLM']:>7.3f} {row['gradient boosting']:>9.3f} {row['logistic']:>9.3f} "
+                  f"{row['share absent']:>7.3f}")
     print(f"\n{len(train)} training videos, {x_train.shape[1]} features, {time.perf_counter() - started:.0f} s")
     if args.output:
         Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
