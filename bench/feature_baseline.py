@@ -9,8 +9,9 @@ DIR: a FineVD-Synth folder (`finevq synth`); the learners fit its train split, a
 test split (against MOS, and against -severity for the distortion dimensions) and, with
 --generalisation-work, on the independent clips bench/generalisation.py made there (against -severity),
 beside the LLM model's own SRCC on the same videos; then the accuracy of each learner's and of the model's
-diagnosis (`assess`) at telling whether each coarse distortion type is present, on the same sets. Each video's
-measurements are kept in --cache as they are taken, so an interrupted or failed run resumes where it stopped."""
+diagnosis (`assess`) at telling whether each coarse distortion type is present, on the same sets, and per subtype
+of the test split the share of its videos each calls present. Each video's measurements are kept in --cache as they
+are taken, so an interrupted or failed run resumes where it stopped."""
 
 from __future__ import annotations
 
@@ -184,6 +185,19 @@ def main() -> None:
         for coarse, row in table.items():
             print(f"{coarse:<10} {row['LLM']:>7.3f} {row['gradient boosting']:>9.3f} {row['logistic']:>9.3f} "
                   f"{row['share absent']:>7.3f}")
+    # Which subtypes each reader misses: the share of the test videos of a subtype called present.
+    print(f"\nsynth test: share called present, by subtype\n{'subtype':<30} {'n':>4} {'LLM':>6} {'boosting':>9}")
+    report["called_present"] = {}
+    for coarse in COARSE_TYPES:
+        subtypes = np.array(test[f"subtype_{coarse}"])
+        llm_present = np.array([a["present"][coarse] for a in llm_test])
+        boosting_present = classifiers[coarse, "gradient boosting"].predict(x_test)
+        for subtype in sorted(set(subtypes)):
+            chosen = subtypes == subtype
+            row = report["called_present"][f"{coarse}: {subtype}"] = {
+                "videos": int(chosen.sum()), "LLM": float(llm_present[chosen].mean()),
+                "gradient boosting": float(boosting_present[chosen].mean())}
+            print(f"{coarse + ': ' + subtype:<30} {row['videos']:>4} {row['LLM']:>6.2f} {row['gradient boosting']:>9.2f}")
     print(f"\n{len(train)} training videos, {x_train.shape[1]} features, {time.perf_counter() - started:.0f} s")
     if args.output:
         Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
