@@ -32,7 +32,7 @@ from sklearn.preprocessing import StandardScaler
 
 from finevq.data import load_finevd
 from finevq.inference import FineVQ
-from finevq.metrics import srcc
+from finevq.metrics import accuracy, srcc
 from finevq.modeling.statistics import finite_statistics, mscn_statistics
 from finevq.taxonomy import COARSE_TYPES, DIMENSIONS, NO_DISTORTION
 
@@ -63,6 +63,11 @@ def presence_learners() -> dict:
         "gradient boosting": lambda: HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, random_state=0),
         "logistic": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
     }
+
+
+def _present(split, coarse: str) -> list[bool]:
+    """Whether each video of a FineVD-Synth split carries a distortion of the coarse type."""
+    return [subtype != NO_DISTORTION for subtype in split[f"subtype_{coarse}"]]
 
 
 _worker_model: FineVQ | None = None
@@ -145,8 +150,7 @@ def main() -> None:
         score_sets = {"synth test vs MOS": (x_test, llm_test, {d: list(test[f"mos_{d}"]) for d in DIMENSIONS})}
         score_sets["synth test vs -severity"] = (x_test, llm_test, {
             d: [-v for v in test[f"severity_{d}"]] for d in COARSE_TYPES})
-        presence_sets = {"synth test": (x_test, llm_test, {
-            t: [subtype != NO_DISTORTION for subtype in test[f"subtype_{t}"]] for t in COARSE_TYPES})}
+        presence_sets = {"synth test": (x_test, llm_test, {t: _present(test, t) for t in COARSE_TYPES})}
         if args.generalisation_work:
             work = Path(args.generalisation_work)
             labels = json.loads((work / "labels.json").read_text())
@@ -168,18 +172,18 @@ def main() -> None:
                 row[learner] = srcc(regressors[dimension, learner].predict(x).tolist(), truth)
             table[dimension] = row
             print(f"{dimension:<10} {row['LLM']:>7.3f} {row['gradient boosting']:>9.3f} {row['ridge']:>7.3f}")
-    classifiers = {(t, learner): make().fit(x_train, [s != NO_DISTORTION for s in train[f"subtype_{t}"]])
+    classifiers = {(t, learner): make().fit(x_train, _present(train, t))
                    for t in COARSE_TYPES for learner, make in presence_learners().items()}
+    calls = {}  # (set, coarse type) -> {reader: whether it calls each video's distortion present}
     for set_name, (x, llm, truths) in presence_sets.items():
         print(f"\n{set_name}: is the distortion present (accuracy)\n"
               f"{'type':<10} {'LLM':>7} {'boosting':>9} {'logistic':>9} {'absent':>7}")
         table = report["presence_accuracy"][set_name] = {}
         for coarse, truth in truths.items():
-            truth = np.array(truth)
-            row = {"LLM": float(np.mean([a["present"][coarse] for a in llm] == truth))}
-            for learner in presence_learners():
-                row[learner] = float(np.mean(classifiers[coarse, learner].predict(x) == truth))
-            row["share absent"] = float(np.mean(~truth))
+            readers = calls[set_name, coarse] = {"LLM": [a["present"][coarse] for a in llm]} | {
+                learner: classifiers[coarse, learner].predict(x).tolist() for learner in presence_learners()}
+            row = {reader: accuracy(called, truth) for reader, called in readers.items()}
+            row["share absent"] = 1 - float(np.mean(truth))
             table[coarse] = row
         table["mean"] = {key: float(np.mean([table[t][key] for t in truths])) for key in table[COARSE_TYPES[0]]}
         for coarse, row in table.items():
@@ -190,8 +194,8 @@ def main() -> None:
     report["called_present"] = {}
     for coarse in COARSE_TYPES:
         subtypes = np.array(test[f"subtype_{coarse}"])
-        llm_present = np.array([a["present"][coarse] for a in llm_test])
-        boosting_present = classifiers[coarse, "gradient boosting"].predict(x_test)
+        llm_present = np.array(calls["synth test", coarse]["LLM"])
+        boosting_present = np.array(calls["synth test", coarse]["gradient boosting"])
         for subtype in sorted(set(subtypes)):
             chosen = subtypes == subtype
             row = report["called_present"][f"{coarse}: {subtype}"] = {
