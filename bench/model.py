@@ -71,6 +71,7 @@ def print_parameter_counts(model: FineVQForConditionalGeneration, title: str) ->
         "score head": model.score_head,
         "statistics projectors": model.statistics,
         "quality probe (training only)": model.quality_probe,
+        "presence probe (training only)": model.presence_probe,
     }
     print(f"\n{title}: {count(model):,} parameters")
     for name, module in parts.items():

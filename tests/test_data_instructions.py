@@ -10,9 +10,15 @@ import pytest
 from data_folders import write_finevd_folder
 
 from finevq.data import build_conversations, load_finevd
-from finevq.data.instructions import CONVERSATION_TYPES, conversations_from_score_row, score_question, worst_dimension
+from finevq.data.instructions import (
+    CONVERSATION_TYPES,
+    conversations_from_score_row,
+    distortion_presence,
+    score_question,
+    worst_dimension,
+)
 from finevq.errors import ConfigError
-from finevq.taxonomy import COARSE_TYPES, DIMENSIONS, LEVELS, SUBTYPES
+from finevq.taxonomy import COARSE_TYPES, DIMENSIONS, LEVELS, NO_DISTORTION, SUBTYPES
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +124,23 @@ def test_published_questions_convert_one_to_one(scores, tmp_path):
         if source["question_type"] in ("yes_no", "which_subtype"):
             assert row["coarse_type"] == source["coarse_type"] and row["dimension"] is None
     assert set(conversations["question_type"]) <= set(CONVERSATION_TYPES)
+
+
+def test_presence_labels_follow_the_subtype_and_severity_labels(scores):
+    source = dict(scores["train"][0])
+    source.update({"subtype_noise": "gaussian noise", "severity_noise": 0.6, "subtype_blur": NO_DISTORTION,
+                   "severity_blur": 0.0, "severity_color": None})
+    told = {}
+    for row in conversations_from_score_row(source, seed=0):
+        presence = distortion_presence(row)
+        told.setdefault((row["question_type"], row["dimension"] or row["coarse_type"]), presence)
+    for question_type in ("yes_no", "which_subtype", "score"):
+        assert told[(question_type, "noise")] == ("noise", True)
+        assert told[(question_type, "blur")] == ("blur", False)
+    # A score row without a stated severity, the overall score, the worst dimension and the
+    # description say nothing of presence.
+    assert told[("score", "color")] is None and told[("score", "overall")] is None
+    assert all(presence is None for (question_type, _), presence in told.items()
+               if question_type in ("which_dimension", "describe"))
+    mixed_types = {"question_type": "which_subtype", "coarse_type": None, "label": "gaussian noise"}
+    assert distortion_presence(mixed_types) is None

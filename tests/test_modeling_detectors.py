@@ -13,6 +13,7 @@ from finevq.errors import ConfigError
 from finevq.modeling import build_model
 from finevq.modeling.configuration import FineVQConfig
 from finevq.modeling.detectors import DETECTOR_NAMES, DETECTOR_STATISTICS, detector_statistics
+from finevq.taxonomy import COARSE_TYPES
 from tiny_model import TINY
 from videos import write_video
 
@@ -121,3 +122,44 @@ def test_plain_processor_is_unchanged_and_detectors_need_statistics(tmp_path):
     assert "detector_statistics" not in processor.video_tensors(video)
     with pytest.raises(ConfigError, match="detector_tokens"):
         FineVQConfig(quality_statistics=False, detector_tokens=2)
+
+
+def test_presence_probe_reads_each_types_own_detector_token(tmp_path):
+    model, processor = build_model("tiny", {**TINY, "model.detector_tokens": 5, "model.presence_probe_weight": 2.0}, seed=0)
+    video = str(write_video(tmp_path / "clip.mp4", num_frames=12, width=96, height=64))
+
+    def row(question_type, answer, label, **fields):
+        return {"video": video, "question_type": question_type, "label": label, **fields,
+                "conversations": [{"role": "user", "content": "Question?"}, {"role": "assistant", "content": answer}]}
+
+    rows = [row("yes_no", "Yes", "yes", coarse_type="noise"),
+            row("which_subtype", "A", "none", coarse_type="color"),
+            row("score", "The blur quality of this video is good.", "good", dimension="blur", mos=70.0, severity=0.0),
+            row("which_dimension", "B", "blur")]
+    batch = processor.collate([processor.encode_row(r) for r in rows])
+    assert batch["presence_types"].tolist() == [COARSE_TYPES.index("noise"), 0, COARSE_TYPES.index("blur"), -1]
+    assert batch["present"][:3].tolist() == [1.0, 0.0, 0.0] and batch["present"][3].isnan()
+    without_labels = model(**{k: v for k, v in batch.items() if k != "present"})
+    with_labels = model(**batch)
+    # Row i's logit is type k's weights on detector token k of its video: its own token, not the others'.
+    detectors = model.encode_video(**{k: batch[k] for k in ("pixel_values", "motion_values", "fragment_values",
+                                                            "frame_statistics", "clip_statistics",
+                                                            "detector_statistics")}).motion[0, -5:]
+    types = batch["presence_types"][:3]
+    logits = (detectors[types] * model.presence_probe.weight[types]).sum(-1) + model.presence_probe.bias[types]
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, batch["present"][:3]).detach()
+    added = (with_labels.score_loss - without_labels.score_loss).detach()
+    assert float(added) == pytest.approx(2.0 * float(expected), rel=1e-4)
+    assert float((with_labels.loss - without_labels.loss).detach()) == pytest.approx(float(added), rel=1e-4)
+    with_labels.loss.backward()
+    assert model.presence_probe.weight.grad[types].abs().sum(-1).gt(0).all()
+    assert model.statistics.detector_projector.linear_1.weight.grad.abs().sum() > 0
+    unlabelled = model(**{**batch, "presence_types": torch.full_like(batch["presence_types"], -1)})
+    assert float(unlabelled.score_loss.detach()) == pytest.approx(float(without_labels.score_loss.detach()), rel=1e-5)
+
+
+def test_presence_probe_needs_one_detector_token_per_type():
+    with pytest.raises(ConfigError, match="presence_probe_weight"):
+        FineVQConfig(quality_statistics=True, detector_tokens=3, presence_probe_weight=1.0)
+    with pytest.raises(ConfigError, match="presence_probe_weight"):
+        FineVQConfig(presence_probe_weight=-1.0)

@@ -12,7 +12,7 @@ Each conversation row (features `finevq.data.features.CONVERSATION_FEATURES`) is
     dimension      score: the dimension rated (one of DIMENSIONS); otherwise None
     mos            score: that dimension's MOS (the score head's target, raw scale); otherwise None
     severity       score of a coarse dimension: its distortion severity where the labels state it (0
-                   clean; FineVD-Synth), used only by evaluation; otherwise None
+                   clean; FineVD-Synth), for evaluation and the presence label; otherwise None
     level          score: that dimension's level; describe: the overall level; otherwise None
     coarse_type    yes_no / which_subtype: the coarse distortion type asked about; otherwise None
     label          the canonical answer: a level word (score, describe), "yes"/"no", a subtype or "none",
@@ -24,6 +24,7 @@ letter. Everything is deterministic given `seed` (each video draws from its own 
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -224,6 +225,21 @@ def conversation_from_qa_row(row: dict) -> dict:
         level=row["label"] if is_score else None,
         coarse_type=row["coarse_type"],
     )
+
+
+def distortion_presence(row: dict) -> tuple[str, bool] | None:
+    """(coarse type, whether the video carries it) as a conversation row's labels tell it: a yes/no
+    answer, the answer to one type's which-subtype question, or a coarse dimension's severity; None
+    for rows that tell none (which-dimension, description, overall, real MOS without severity)."""
+    question_type, coarse, label = row.get("question_type"), row.get("coarse_type"), row.get("label")
+    if question_type == "yes_no" and coarse in COARSE_TYPES and label in ("yes", "no"):
+        return coarse, label == "yes"
+    if question_type == "which_subtype" and coarse in COARSE_TYPES and label:
+        return coarse, label != NO_DISTORTION
+    severity = row.get("severity")
+    if question_type == "score" and row.get("dimension") in COARSE_TYPES and severity is not None and math.isfinite(severity):
+        return row["dimension"], severity > 0
+    return None
 
 
 def build_conversations(

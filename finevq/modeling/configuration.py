@@ -8,6 +8,7 @@ from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from finevq.errors import ConfigError
+from finevq.taxonomy import COARSE_TYPES
 
 BACKBONES = ("tiny", "internvl")
 """Visual backbones: `tiny` (a small ViT that also sees native-resolution fragments) and
@@ -57,6 +58,12 @@ class FineVQConfig(PreTrainedConfig):
     quality_probe_weight: > 0 adds a training-only linear probe from the mean visual token to the six
     scores, whose loss (weighted, added to the score loss) makes the visual tokens carry quality from
     the first steps, before the LLM has learnt where to look; inference never reads the probe.
+    presence_probe_weight: > 0 (with one detector token per coarse distortion type) adds a
+    training-only probe from detector token k to whether the video carries distortion type k (in
+    COARSE_TYPES order), learnt by cross-entropy from each row's presence label (a yes/no answer, a
+    subtype answer, a score row's severity) and added, weighted, to the score loss: each type's
+    token then holds its presence as one direction, which the LLM reads for its yes/no and subtype
+    answers (a small LLM does not find it in tokens that mix the types); inference never reads the probe.
     """
 
     model_type = "finevq"
@@ -95,6 +102,7 @@ class FineVQConfig(PreTrainedConfig):
     score_loss_weight: float = 1.0
     score_loss: str = "l1"
     quality_probe_weight: float = 0.0
+    presence_probe_weight: float = 0.0
     lora_rank: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05
@@ -138,6 +146,10 @@ class FineVQConfig(PreTrainedConfig):
             raise ConfigError(f"config key 'score_loss' must be 'l1' or 'mse', got {self.score_loss!r}")
         if self.quality_probe_weight < 0:
             raise ConfigError(f"config key 'quality_probe_weight' must be >= 0, got {self.quality_probe_weight}")
+        if self.presence_probe_weight < 0 or (self.presence_probe_weight and self.detector_tokens != len(COARSE_TYPES)):
+            raise ConfigError(f"config key 'presence_probe_weight': >= 0, and > 0 only with detector_tokens "
+                              f"{len(COARSE_TYPES)} (one per coarse distortion type), got {self.presence_probe_weight} "
+                              f"with detector_tokens {self.detector_tokens}")
         if self.detector_tokens < 0 or (self.detector_tokens and not self.quality_statistics):
             raise ConfigError("config key 'detector_tokens': a count >= 0, and > 0 only with quality_statistics")
         if self.score_statistics_readout and not self.quality_statistics:

@@ -37,14 +37,16 @@ def lora_config(
         lora_alpha=config.lora_alpha if alpha is None else alpha,
         lora_dropout=config.lora_dropout if dropout is None else dropout,
         target_modules="|".join(f"(?:{p})" for p in patterns),
-        modules_to_save=[*config.lora_trained_modules, *(["score_readout"] * config.score_statistics_readout)],
+        modules_to_save=[*config.lora_trained_modules, *(["score_readout"] * config.score_statistics_readout),
+                         *(["presence_probe"] * (config.presence_probe_weight > 0))],
         bias="none",
     )
 
 
 def apply_lora(model: FineVQForConditionalGeneration, **settings) -> PeftModel:
     """Wrap `model` for LoRA training: only LoRA matrices and the `lora_trained_modules`
-    (projectors, score head) and the statistics readout require gradients; everything else is frozen."""
+    (projectors, score head), the statistics readout and the presence probe require gradients;
+    everything else is frozen."""
     return get_peft_model(model, lora_config(model, **settings))
 
 

@@ -21,7 +21,7 @@ from finevq.modeling.heads import ScoreHead, keep_default_init
 from finevq.modeling.motion import MotionEncoder
 from finevq.modeling.statistics import QualityStatistics
 from finevq.modeling.vision import VisionBackbone
-from finevq.taxonomy import DIMENSIONS
+from finevq.taxonomy import COARSE_TYPES, DIMENSIONS
 
 IGNORE_INDEX = -100
 ADAPTER_SUBFOLDER = "adapter"
@@ -38,8 +38,9 @@ class VisualTokens:
 
 @dataclass
 class FineVQOutput(ModelOutput):
-    """loss = lm_loss + score_loss_weight * score_loss; scores: the score head at `score_positions`
-    (NaN for rows without one); cache: the KV cache when `use_cache=True`."""
+    """loss = lm_loss + score_loss_weight * score_loss (the score head's error plus the training-only
+    probes' weighted losses); scores: the score head at `score_positions` (NaN for rows without one);
+    cache: the KV cache when `use_cache=True`."""
 
     loss: torch.Tensor | None = None
     lm_loss: torch.Tensor | None = None
@@ -85,6 +86,10 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
         if config.quality_probe_weight > 0:
             self.quality_probe = torch.nn.Linear(config.text_config.hidden_size, len(DIMENSIONS))
             keep_default_init(self.quality_probe)
+        self.presence_probe = None
+        if config.presence_probe_weight > 0:
+            self.presence_probe = torch.nn.Linear(config.text_config.hidden_size, len(COARSE_TYPES))
+            keep_default_init(self.presence_probe)
         self.score_readout = None
         if config.score_statistics_readout:
             statistics_tokens = 1 + config.motion_slot_tokens - config.num_motion_tokens
@@ -185,6 +190,8 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
         score_positions: torch.LongTensor | None = None,
         mos: torch.Tensor | None = None,
         score_dimensions: torch.LongTensor | None = None,
+        presence_types: torch.LongTensor | None = None,
+        present: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
         cache: Cache | None = None,
         use_cache: bool = False,
@@ -195,7 +202,9 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
         """Teacher-forced forward. With `labels` the LM loss is cross-entropy on labelled (answer)
         tokens; with `score_positions` and `mos` the score loss is the score head's error against the
         MOS (`config.score_loss`), plus, with a quality probe and `score_dimensions` (each row's index in
-        DIMENSIONS), the weighted probe error on the same dimension.
+        DIMENSIONS), the weighted probe error on the same dimension; with a presence probe,
+        `presence_types` (each row's index in COARSE_TYPES, -1: none) and `present` (1.0 / 0.0), plus
+        its weighted cross-entropy.
         video_index: row i reads video `video_index[i]` of the video tensors (the collate's form when
         rows share videos: each is encoded once); default one video per row.
         logits_to_keep: compute the LM logits of only the last N positions (0: all; needs no labels)."""
@@ -238,8 +247,12 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
                 if self.quality_probe is not None and visual is not None and score_dimensions is not None:
                     score_loss = score_loss + self.config.quality_probe_weight * self._probe_loss(
                         visual, score_dimensions, mos, valid)
-                weight = self.config.score_loss_weight if score_loss_weight is None else score_loss_weight
-                loss = weight * score_loss if loss is None else loss + weight * score_loss
+        if self.presence_probe is not None and visual is not None and present is not None:
+            presence_loss = self.config.presence_probe_weight * self._presence_loss(visual, presence_types, present)
+            score_loss = presence_loss if score_loss is None else score_loss + presence_loss
+        if score_loss is not None:
+            weight = self.config.score_loss_weight if score_loss_weight is None else score_loss_weight
+            loss = weight * score_loss if loss is None else loss + weight * score_loss
         return FineVQOutput(
             loss=loss,
             lm_loss=lm_loss,
@@ -295,6 +308,19 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
         rows = torch.arange(len(dimensions), device=predicted.device)
         chosen = predicted[rows, dimensions.clamp(min=0)]
         return self._score_error(chosen, mos, valid & (dimensions >= 0))
+
+    def _presence_loss(self, visual: VisualTokens, types: torch.LongTensor, present: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of the presence probe over rows with a label: detector token k's logit
+        for type k, against whether the row's video carries the type it names (zero, with a gradient,
+        when no row has a label)."""
+        detectors = visual.motion[:, self.config.num_motion_tokens + 1:]
+        logits = self.presence_probe(detectors.to(self.presence_probe.weight.dtype)).diagonal(dim1=1, dim2=2).float()
+        types, present = types.to(logits.device), present.to(logits.device, logits.dtype)
+        labelled = (types >= 0) & torch.isfinite(present)
+        chosen = logits[torch.arange(len(types), device=logits.device), types.clamp(min=0)]
+        errors = F.binary_cross_entropy_with_logits(chosen, torch.where(labelled, present, torch.zeros_like(present)),
+                                                    reduction="none")
+        return (errors * labelled).sum() / labelled.sum().clamp(min=1)
 
     @torch.no_grad()
     def prefill(self, prefix_ids: torch.LongTensor, visual: VisualTokens) -> Cache:

@@ -17,13 +17,14 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoTokenizer
 
+from finevq.data.instructions import distortion_presence
 from finevq.errors import CheckpointError, ConfigError, FineVQError
 from finevq.modeling.configuration import FineVQConfig
 from finevq.modeling.detectors import detector_statistics
 from finevq.modeling.modeling import adapter_base_folder
 from finevq.modeling.statistics import unit_pixels, video_statistics
 from finevq.modeling.tokenizer import FRAME_TOKEN, MOTION_TOKEN, candidate_token_ids
-from finevq.taxonomy import DIMENSIONS, LEVELS
+from finevq.taxonomy import COARSE_TYPES, DIMENSIONS, LEVELS
 
 PROCESSOR_FILE = "processor_config.json"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -354,11 +355,14 @@ class FineVQProcessor:
     # ----------------------------------------------------------------- training rows
 
     def encode_conversation(
-        self, messages: list[dict], question_type: str | None = None, mos=None, dimension: str | None = None
+        self, messages: list[dict], question_type: str | None = None, mos=None, dimension: str | None = None,
+        presence: tuple[str, bool] | None = None,
     ) -> dict:
-        """Token ids, labels on assistant tokens only (their end-of-turn included), and for score
-        rows the score position (the position whose output predicts the answer's level word) and
-        the rated dimension's index in DIMENSIONS (-1 when unknown)."""
+        """Token ids, labels on assistant tokens only (their end-of-turn included), for score rows
+        the score position (the position whose output predicts the answer's level word) and the rated
+        dimension's index in DIMENSIONS (-1 when unknown), and the row's presence label (coarse type,
+        present; `finevq.data.instructions.distortion_presence`) as the type's index in COARSE_TYPES
+        (-1: none) and 1.0 / 0.0."""
         text = self.render(messages)
         encoding = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids, offsets = encoding["input_ids"], encoding["offset_mapping"]
@@ -389,6 +393,8 @@ class FineVQProcessor:
             "score_position": score_position,
             "mos": float(mos) if has_mos else float("nan"),
             "score_dimension": DIMENSIONS.index(dimension) if has_mos and dimension in DIMENSIONS else -1,
+            "presence_type": COARSE_TYPES.index(presence[0]) if presence is not None else -1,
+            "present": float(presence[1]) if presence is not None else float("nan"),
         }
 
     def _assistant_spans(self, messages: list[dict], text: str) -> list[tuple[int, int]]:
@@ -411,7 +417,8 @@ class FineVQProcessor:
         messages = row.get("conversations", row.get("messages"))
         if messages is None:
             raise ConfigError(f"instruction row has no 'conversations' (keys: {sorted(row)})")
-        features = self.encode_conversation(messages, row.get("question_type"), row.get("mos"), row.get("dimension"))
+        features = self.encode_conversation(messages, row.get("question_type"), row.get("mos"), row.get("dimension"),
+                                            distortion_presence(row))
         if video is None:
             video = row["video"]["path"] if isinstance(row["video"], dict) else row["video"]
         features.update(self.video_tensors(video))
@@ -437,6 +444,8 @@ class FineVQProcessor:
         batch["score_positions"] = torch.tensor([f["score_position"] for f in features], dtype=torch.long)
         batch["mos"] = torch.tensor([f["mos"] for f in features], dtype=torch.float)
         batch["score_dimensions"] = torch.tensor([f.get("score_dimension", -1) for f in features], dtype=torch.long)
+        batch["presence_types"] = torch.tensor([f.get("presence_type", -1) for f in features], dtype=torch.long)
+        batch["present"] = torch.tensor([f.get("present", float("nan")) for f in features], dtype=torch.float)
         videos = features
         if all("video" in f for f in features):
             first_of_video = {}

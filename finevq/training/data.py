@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
 
 from finevq.data.finevd import load_finevd
-from finevq.data.instructions import build_conversations
+from finevq.data.instructions import build_conversations, distortion_presence
 from finevq.errors import ConfigError, LabelError
 from finevq.metrics import QA_QUESTION_TYPES
 from finevq.training.config import DataSection
@@ -144,7 +144,7 @@ class ConversationDataset(Dataset):
         row = self.rows[index]
         path = row["video"]["path"]
         features = self.processor.encode_conversation(
-            row["conversations"], row["question_type"], row["mos"], row.get("dimension"))
+            row["conversations"], row["question_type"], row["mos"], row.get("dimension"), distortion_presence(row))
         features.update(self.cache.get(path) if self.cache is not None else self.processor.video_tensors(path))
         features["video"] = path
         return features
