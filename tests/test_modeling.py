@@ -100,6 +100,14 @@ def test_forward_returns_lm_and_score_losses_and_their_weighted_sum(tokenizer):
     keep = labels != -100
     expected = torch.nn.functional.cross_entropy(logits[keep], labels[keep])
     torch.testing.assert_close(out.lm_loss, expected)
+    # Per row: each row's answer tokens averaged, then the rows (the one-word yes/no answer weighs
+    # as much as the longer score answer).
+    model.config.lm_loss_reduction = "row"
+    per_row = model(**batch).lm_loss
+    rows = [torch.nn.functional.cross_entropy(logits[i][keep[i]], labels[i][keep[i]]) for i in range(len(keep))]
+    assert keep[0].sum() != keep[1].sum()
+    torch.testing.assert_close(per_row, torch.stack(rows).mean())
+    assert abs(per_row.item() - out.lm_loss.item()) > 1e-4
 
 
 @pytest.mark.slow
@@ -414,8 +422,11 @@ def test_rows_without_answer_tokens_give_a_zero_lm_loss(tiny):
     model, processor = tiny
     batch = _batch(processor)
     batch["labels"][:] = -100
-    out = model(**batch)
-    assert out.lm_loss.item() == 0.0 and torch.isfinite(out.loss)
+    for reduction in ("token", "row"):
+        model.config.lm_loss_reduction = reduction
+        out = model(**batch)
+        assert out.lm_loss.item() == 0.0 and torch.isfinite(out.loss)
+    model.config.lm_loss_reduction = "token"
 
 
 def test_rows_sharing_a_video_encode_it_once_with_the_same_loss_and_gradients(tiny):

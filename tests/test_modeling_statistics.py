@@ -173,7 +173,8 @@ def test_mse_score_loss_and_quality_probe(tmp_path):
 
 
 @pytest.mark.parametrize("key, value, message", [("score_loss", "huber", "score_loss"),
-                                                 ("quality_probe_weight", -1.0, "quality_probe_weight")])
+                                                 ("quality_probe_weight", -1.0, "quality_probe_weight"),
+                                                 ("lm_loss_reduction", "sum", "lm_loss_reduction")])
 def test_config_refuses_unknown_loss_settings(key, value, message):
     with pytest.raises(ConfigError, match=message):
         FineVQConfig(**{key: value})

@@ -58,6 +58,9 @@ class FineVQConfig(PreTrainedConfig):
     quality_probe_weight: > 0 adds a training-only linear probe from the mean visual token to the six
     scores, whose loss (weighted, added to the score loss) makes the visual tokens carry quality from
     the first steps, before the LLM has learnt where to look; inference never reads the probe.
+    lm_loss_reduction: how the LM loss averages its per-token cross-entropy: "token" (over all answer
+    tokens of the batch, as transformers does) or "row" (over each row's answer tokens, then over the
+    rows: a one-word yes/no or letter answer then weighs as much as a 60-token description).
     presence_probe_weight: > 0 (with one detector token per coarse distortion type) adds a
     training-only probe from detector token k to whether the video carries distortion type k (in
     COARSE_TYPES order), learnt by cross-entropy from each row's presence label (a yes/no answer, a
@@ -101,6 +104,7 @@ class FineVQConfig(PreTrainedConfig):
     score_range: list[float] | tuple[float, ...] = (0.0, 100.0)
     score_loss_weight: float = 1.0
     score_loss: str = "l1"
+    lm_loss_reduction: str = "token"
     quality_probe_weight: float = 0.0
     presence_probe_weight: float = 0.0
     lora_rank: int = 8
@@ -144,6 +148,8 @@ class FineVQConfig(PreTrainedConfig):
             raise ConfigError("config key 'use_fragments': only the 'tiny' backbone sees fragments")
         if self.score_loss not in ("l1", "mse"):
             raise ConfigError(f"config key 'score_loss' must be 'l1' or 'mse', got {self.score_loss!r}")
+        if self.lm_loss_reduction not in ("token", "row"):
+            raise ConfigError(f"config key 'lm_loss_reduction' must be 'token' or 'row', got {self.lm_loss_reduction!r}")
         if self.quality_probe_weight < 0:
             raise ConfigError(f"config key 'quality_probe_weight' must be >= 0, got {self.quality_probe_weight}")
         if self.presence_probe_weight < 0 or (self.presence_probe_weight and self.detector_tokens != len(COARSE_TYPES)):

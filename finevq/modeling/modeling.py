@@ -225,15 +225,7 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
         logits = self.get_output_embeddings()(hidden[:, -logits_to_keep:] if logits_to_keep else hidden)
         lm_loss = score_loss = loss = scores = None
         if labels is not None:
-            targets = labels[:, 1:].flatten()
-            predictions = logits[:, :-1].flatten(0, 1).float()
-            # A batch whose answers were all cut by max_length contributes zero, not NaN.
-            lm_loss = (
-                F.cross_entropy(predictions, targets, ignore_index=IGNORE_INDEX)
-                if bool((targets != IGNORE_INDEX).any())
-                else predictions.sum() * 0.0
-            )
-            loss = lm_loss
+            lm_loss = loss = self._lm_loss(logits, labels)
         if score_positions is not None:
             has_score = score_positions >= 0
             rows = torch.arange(hidden.shape[0], device=hidden.device)
@@ -262,6 +254,18 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
             last_hidden_state=hidden,
             cache=outputs.cache if use_cache else None,
         )
+
+    def _lm_loss(self, logits: torch.Tensor, labels: torch.LongTensor) -> torch.Tensor:
+        """Cross-entropy of the next-token predictions on labelled tokens, averaged over the tokens
+        (`config.lm_loss_reduction` "token") or over each row's tokens, then the rows ("row"); a batch
+        whose answers were all cut by max_length contributes zero, not NaN."""
+        targets = labels[:, 1:]
+        errors = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX,
+                                 reduction="none").view_as(targets)
+        labelled = (targets != IGNORE_INDEX).sum(1)
+        if self.config.lm_loss_reduction == "row":
+            return (errors.sum(1) / labelled.clamp(min=1)).sum() / (labelled > 0).sum().clamp(min=1)
+        return errors.sum() / labelled.sum().clamp(min=1)
 
     def dimension_scores(self, hidden: torch.Tensor, visual: VisualTokens | None, dimensions: torch.LongTensor | None,
                          video_index: torch.LongTensor | None = None) -> torch.Tensor:
