@@ -64,9 +64,9 @@ class FineVQConfig(PreTrainedConfig):
     presence_probe_weight: > 0 (with one detector token per coarse distortion type) adds a
     training-only probe from detector token k to whether the video carries distortion type k (in
     COARSE_TYPES order), learnt by cross-entropy from each row's presence label (a yes/no answer, a
-    subtype answer, a score row's severity) and added, weighted, to the score loss: each type's
-    token then holds its presence as one direction, which the LLM reads for its yes/no and subtype
-    answers (a small LLM does not find it in tokens that mix the types); inference never reads the probe.
+    subtype answer, a score row's severity) and added, weighted, to the score loss, so that each
+    type's token holds its presence as one direction for the LLM's yes/no and subtype answers to read
+    (tried once on the tiny model: the answers did not improve; see the README); inference never reads the probe.
     """
 
     model_type = "finevq"
