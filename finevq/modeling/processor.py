@@ -410,15 +410,20 @@ class FineVQProcessor:
             spans.append((start, len(through_answer)))
         return spans
 
+    def encode_row_text(self, row: dict) -> dict:
+        """`encode_conversation` of an instruction row's conversation, question type, MOS, dimension and
+        presence label."""
+        messages = row.get("conversations", row.get("messages"))
+        if messages is None:
+            raise ConfigError(f"instruction row has no 'conversations' (keys: {sorted(row)})")
+        return self.encode_conversation(messages, row.get("question_type"), row.get("mos"), row.get("dimension"),
+                                        distortion_presence(row))
+
     def encode_row(self, row: dict, video=None) -> dict:
         """One instruction row (`finevq.data.instructions`: "video", "conversations" (or "messages"),
         "question_type", "mos") -> unbatched model tensors; `video` (a path, sample or frames)
         defaults to the row's "video" (a path, or a `datasets.Video` {"path": ...} value)."""
-        messages = row.get("conversations", row.get("messages"))
-        if messages is None:
-            raise ConfigError(f"instruction row has no 'conversations' (keys: {sorted(row)})")
-        features = self.encode_conversation(messages, row.get("question_type"), row.get("mos"), row.get("dimension"),
-                                            distortion_presence(row))
+        features = self.encode_row_text(row)
         if video is None:
             video = row["video"]["path"] if isinstance(row["video"], dict) else row["video"]
         features.update(self.video_tensors(video))

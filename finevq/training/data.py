@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
 
 from finevq.data.finevd import load_finevd
-from finevq.data.instructions import build_conversations, distortion_presence
+from finevq.data.instructions import build_conversations
 from finevq.errors import ConfigError, LabelError
 from finevq.metrics import QA_QUESTION_TYPES
 from finevq.training.config import DataSection
@@ -143,8 +143,7 @@ class ConversationDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         row = self.rows[index]
         path = row["video"]["path"]
-        features = self.processor.encode_conversation(
-            row["conversations"], row["question_type"], row["mos"], row.get("dimension"), distortion_presence(row))
+        features = self.processor.encode_row_text(row)
         features.update(self.cache.get(path) if self.cache is not None else self.processor.video_tensors(path))
         features["video"] = path
         return features
