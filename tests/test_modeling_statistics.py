@@ -20,12 +20,15 @@ from finevq.modeling import (
 from finevq.modeling.configuration import FineVQConfig
 from finevq.modeling.statistics import (
     CLIP_STATISTICS,
+    FLICKER_STATISTICS,
     FRAME_STATISTICS,
     NSS_STATISTICS,
     TILE_STATISTICS,
     _luma,
     _median3,
     clip_statistics,
+    clip_statistics_size,
+    flicker_statistics,
     frame_statistics_size,
     mosaic_statistics,
     mscn_statistics,
@@ -104,6 +107,37 @@ def test_clip_statistics_see_frozen_frames_and_shaking():
     static_share, jerk = 3, 7
     assert stats[0, static_share] == 0 and stats[1, static_share] > 0.25
     assert stats[2, jerk] > stats[0, jerk] + 1.0
+
+
+def test_flicker_statistics_follow_the_light_not_the_motion():
+    frame = _photo()[0]
+    panning = torch.stack([torch.roll(frame, shifts=(0, 2 * t), dims=(1, 2)) for t in range(16)])
+    alternate = torch.tensor([(-1.0) ** t for t in range(16)]).view(16, 1, 1, 1)
+    flickering = panning * (1 + 0.15 * alternate)
+    rows = torch.arange(64).float().view(1, 64, 1) / 64
+    rolling = torch.stack([panning[t] * (1 + 0.15 * torch.sin(2 * torch.pi * (rows / 0.5 - 0.3 * t))) for t in range(16)])
+    tint = torch.tensor([1.2, 1.0, 0.8]).view(1, 3, 1, 1)
+    tinted = panning * (1 + 0.15 * alternate * tint)
+    stats = flicker_statistics(torch.stack([panning, flickering, rolling, tinted]).clamp(0, 1))
+    assert stats.shape == (4, FLICKER_STATISTICS)
+    gain_spread, autocorrelation, banding, tint_spread = stats[:, 0], stats[:, 3], stats[:, 4], stats[:, 5]
+    # A pan moves the content but not the light; a 15 % flicker moves every pixel's luma alike.
+    assert gain_spread[1] > gain_spread[0] + 3 and gain_spread[3] > gain_spread[0] + 3
+    assert autocorrelation[1] < -0.9  # alternating frames
+    assert banding[2] > banding[0] + 3 and banding[2] > banding[1] + 1  # the bands, not clipping, vary by row
+    assert tint_spread[3] > tint_spread[1] + 2
+
+
+def test_the_flicker_statistics_option_extends_the_clip_token(tmp_path):
+    video = write_video(tmp_path / "clip.mp4", num_frames=12, width=96, height=64)
+    model, processor = build_model("tiny", {**TINY, "model.flicker_statistics": True}, seed=0)
+    plain = build_model("tiny", TINY, seed=0)[1]
+    assert processor.settings.flicker_statistics and not plain.settings.flicker_statistics
+    inputs, plain_inputs = processor.video_inputs(video), plain.video_inputs(video)
+    assert inputs["clip_statistics"].shape == (1, clip_statistics_size(True)) == (1, CLIP_STATISTICS + FLICKER_STATISTICS)
+    torch.testing.assert_close(inputs["clip_statistics"][:, :CLIP_STATISTICS], plain_inputs["clip_statistics"])
+    assert model.statistics.clip_projector.norm.num_features == clip_statistics_size(True)
+    assert model.encode_video(**inputs).motion.shape[1] == processor.settings.num_motion_tokens
 
 
 def test_processor_measures_statistics_and_the_model_needs_them(tmp_path):

@@ -41,6 +41,9 @@ class FineVQConfig(PreTrainedConfig):
     the motion slot (`finevq.modeling.statistics`); the tiny model trained from scratch uses it.
     nss_statistics: with quality_statistics, also the natural-scene statistics of each keyframe's
     MSCN coefficients (as BRISQUE measures them).
+    flicker_statistics: with quality_statistics, also the motion clip's lighting-change statistics
+    (`finevq.modeling.statistics.flicker_statistics`: the frame-to-frame gain that moving content
+    does not move, rolling bands, tint) in its statistics token.
     detector_tokens: > 0 (with quality_statistics) adds that many tokens to the motion slot, projected
     from the video's distortion detector statistics (`finevq.modeling.detectors`: measured near native
     resolution, aimed at each distortion family); 0 reads none.
@@ -88,6 +91,7 @@ class FineVQConfig(PreTrainedConfig):
     num_motion_tokens: int = 1
     quality_statistics: bool = False
     nss_statistics: bool = False
+    flicker_statistics: bool = False
     detector_tokens: int = 0
     statistics_hidden_size: int = 64
     score_statistics_readout: bool = False

@@ -68,6 +68,7 @@ class ProcessorSettings:
     # (fragment_grid x fragment_patch, native) are sampled for them even if the model does not read them.
     statistics_size: int = 256
     nss_statistics: bool = False
+    flicker_statistics: bool = False
     # With detector_statistics (and quality_statistics): keyframes are decoded with a short side of at
     # least detector_size (native when smaller) for `finevq.modeling.detectors`, which measures them
     # there, and the motion clip at least detector_motion_size; the frame statistics are still measured
@@ -135,6 +136,7 @@ def settings_for_model(config: FineVQConfig, **overrides) -> ProcessorSettings:
         "num_motion_tokens": config.motion_slot_tokens,
         "quality_statistics": config.quality_statistics,
         "nss_statistics": config.nss_statistics,
+        "flicker_statistics": config.flicker_statistics,
         "detector_statistics": config.detector_tokens > 0,
         "score_range": [float(x) for x in config.score_range],
     }
@@ -281,7 +283,8 @@ class FineVQProcessor:
                 if min(height, width) > s.statistics_size:
                     long_side = round(max(height, width) * s.statistics_size / min(height, width))
                     keyframes = video_io.resize_frames(keyframes, long_side, keep_aspect=True)
-            tensors.update(video_statistics(keyframes, sample.fragments, motion, s.fragment_patch, s.nss_statistics))
+            tensors.update(video_statistics(keyframes, sample.fragments, motion, s.fragment_patch, s.nss_statistics,
+                                            s.flicker_statistics))
         return tensors
 
     def video_inputs(self, video) -> dict[str, torch.Tensor]:

@@ -243,22 +243,62 @@ def clip_statistics(clip: torch.Tensor) -> torch.Tensor:
 CLIP_STATISTICS = 11
 
 
+def flicker_statistics(clip: torch.Tensor) -> torch.Tensor:
+    """Lighting-change statistics of clips (B, T, 3, H, W) in [0, 1] -> (B, FLICKER_STATISTICS).
+
+    Each consecutive pair's gain is the median over pixels of the log luma ratio: moving content
+    changes a few pixels a lot, a lighting change moves every pixel by one factor, so the median
+    follows the light, not the motion. From it: the gains' spread, mean and largest size and their
+    lag-1 autocorrelation (flicker alternates, a fade drifts one way); the spread of the rows'
+    mean ratios about their median (rolling-shutter bands roll down the frame) and of the colour
+    channels' changes about their mean (tinted light)."""
+    clip = clip.float()
+    luma = _luma(clip.flatten(0, 1)).view(clip.shape[0], clip.shape[1], *clip.shape[-2:])
+    ratios = torch.log((luma[:, 1:] + 0.02) / (luma[:, :-1] + 0.02))
+    gains = ratios.flatten(2).median(-1).values
+    autocorrelation = (gains[:, 1:] * gains[:, :-1]).mean(1) / (gains.pow(2).mean(1) + _EPS)
+    rows = ratios.mean(-1)
+    banding = (rows - rows.median(-1, keepdim=True).values).std(-1).mean(1)
+    channels = torch.log(clip.mean((-2, -1)) + 0.02)
+    channel_changes = channels[:, 1:] - channels[:, :-1]
+    tint = (channel_changes - channel_changes.mean(-1, keepdim=True)).abs().mean((1, 2))
+    return torch.stack([
+        torch.log(gains.std(1) + _EPS),
+        torch.log(gains.abs().mean(1) + _EPS),
+        torch.log(gains.abs().max(1).values + _EPS),
+        autocorrelation,
+        torch.log(banding + _EPS),
+        torch.log(tint + _EPS),
+    ], dim=1)
+
+
+FLICKER_STATISTICS = 6
+
+
+def clip_statistics_size(flicker: bool) -> int:
+    """Statistics per motion clip: CLIP_STATISTICS, plus FLICKER_STATISTICS with `flicker`."""
+    return CLIP_STATISTICS + (FLICKER_STATISTICS if flicker else 0)
+
+
 def unit_pixels(frames) -> torch.Tensor:
     """uint8 RGB frames (N, H, W, 3) -> float (N, 3, H, W) in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
 
 
-def video_statistics(keyframes, fragments, motion: torch.Tensor, fragment_patch: int, nss: bool = False
-                     ) -> dict[str, torch.Tensor]:
+def video_statistics(keyframes, fragments, motion: torch.Tensor, fragment_patch: int, nss: bool = False,
+                     flicker: bool = False) -> dict[str, torch.Tensor]:
     """The statistics of one video's sample: keyframes (F, H, W, 3) and their native fragment mosaics
     (F, S, S, 3), uint8 as decoded, and its motion clip (T, 3, s, s) in [0, 1] -> frame_statistics
-    (F, frame_statistics_size(nss)) and clip_statistics (CLIP_STATISTICS,)."""
+    (F, frame_statistics_size(nss)) and clip_statistics (clip_statistics_size(flicker),)."""
     pixels = unit_pixels(keyframes)
     parts = [tile_statistics(pixels), mosaic_statistics(unit_pixels(fragments), fragment_patch)]
     if nss:
         parts.append(mscn_statistics(_luma(pixels)))
     frames = torch.cat(parts, dim=1)
-    return {"frame_statistics": frames, "clip_statistics": clip_statistics(motion[None])[0]}
+    clip = clip_statistics(motion[None])
+    if flicker:
+        clip = torch.cat([clip, flicker_statistics(motion[None])], dim=1)
+    return {"frame_statistics": frames, "clip_statistics": clip[0]}
 
 
 def finite_statistics(statistics: torch.Tensor) -> torch.Tensor:
@@ -302,7 +342,8 @@ class QualityStatistics(nn.Module):
         width = config.text_config.hidden_size
         self.frame_projector = _StatisticsProjector(frame_statistics_size(config.nss_statistics), width,
                                                     config.statistics_hidden_size)
-        self.clip_projector = _StatisticsProjector(CLIP_STATISTICS, width, config.statistics_hidden_size)
+        self.clip_projector = _StatisticsProjector(clip_statistics_size(config.flicker_statistics), width,
+                                                   config.statistics_hidden_size)
         self.detector_tokens = config.detector_tokens
         self.detector_projector = None
         if self.detector_tokens:
