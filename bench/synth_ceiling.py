@@ -80,9 +80,10 @@ class SeverityOracle:
                 key: sorted({row[key] for row in rows if isinstance(row.get(key), str)}) for key in columns}
             # A parameter no draw sets (a bit rate left to the quantiser) is no column at all.
             matrix = self._matrix(subtype, rows)
-            self._columns[subtype] = [key for key, column in zip(columns, matrix.T) if np.isfinite(column).any()]
+            set_somewhere = np.isfinite(matrix).any(0)
+            self._columns[subtype] = [key for key, kept in zip(columns, set_somewhere) if kept]
             fit = HistGradientBoostingRegressor(max_iter=300, learning_rate=0.05, random_state=0)
-            self._fits[subtype] = fit.fit(self._matrix(subtype, rows), severities)
+            self._fits[subtype] = fit.fit(matrix[:, set_somewhere], severities)
 
     def _matrix(self, subtype: str, rows: list[dict]) -> np.ndarray:
         """Numbers as they are, categories as their index among the values the draws showed (NaN if absent)."""

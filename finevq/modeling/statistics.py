@@ -214,10 +214,16 @@ def _shift(previous: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
     return torch.stack([rows, columns], -1).float()
 
 
-def clip_statistics(clip: torch.Tensor) -> torch.Tensor:
-    """Temporal statistics of clips (B, T, 3, H, W) in [0, 1] -> (B, CLIP_STATISTICS)."""
+def _clip_luma(clip: torch.Tensor) -> torch.Tensor:
+    """(B, T, 3, H, W) -> (B, T, H, W)."""
+    return _luma(clip.flatten(0, 1)).view(clip.shape[0], clip.shape[1], *clip.shape[-2:])
+
+
+def clip_statistics(clip: torch.Tensor, flicker: bool = False) -> torch.Tensor:
+    """Temporal statistics of clips (B, T, 3, H, W) in [0, 1] -> (B, clip_statistics_size(flicker)):
+    change, brightness, shift, jerk and sharpness, then with `flicker` the `flicker_statistics`."""
     clip = clip.float()
-    luma = _luma(clip.flatten(0, 1)).view(clip.shape[0], clip.shape[1], *clip.shape[-2:])
+    luma = _clip_luma(clip)
     change = (luma[:, 1:] - luma[:, :-1]).abs().mean((2, 3))
     brightness = luma.mean((2, 3))
     shifts = _shift(luma[:, :-1].flatten(0, 1), luma[:, 1:].flatten(0, 1)).view(clip.shape[0], -1, 2)
@@ -237,7 +243,8 @@ def clip_statistics(clip: torch.Tensor) -> torch.Tensor:
         torch.log(sharpness.mean(1) + _EPS),
         torch.log(sharpness.std(1) / (sharpness.mean(1) + _EPS) + _EPS),
     ]
-    return torch.stack(features, dim=1)
+    statistics = torch.stack(features, dim=1)
+    return torch.cat([statistics, _lighting_changes(clip, luma)], dim=1) if flicker else statistics
 
 
 CLIP_STATISTICS = 11
@@ -253,7 +260,11 @@ def flicker_statistics(clip: torch.Tensor) -> torch.Tensor:
     mean ratios about their median (rolling-shutter bands roll down the frame) and of the colour
     channels' changes about their mean (tinted light)."""
     clip = clip.float()
-    luma = _luma(clip.flatten(0, 1)).view(clip.shape[0], clip.shape[1], *clip.shape[-2:])
+    return _lighting_changes(clip, _clip_luma(clip))
+
+
+def _lighting_changes(clip: torch.Tensor, luma: torch.Tensor) -> torch.Tensor:
+    """`flicker_statistics` of float clips (B, T, 3, H, W) and their luma (B, T, H, W)."""
     ratios = torch.log((luma[:, 1:] + 0.02) / (luma[:, :-1] + 0.02))
     gains = ratios.flatten(2).median(-1).values
     autocorrelation = (gains[:, 1:] * gains[:, :-1]).mean(1) / (gains.pow(2).mean(1) + _EPS)
@@ -295,10 +306,7 @@ def video_statistics(keyframes, fragments, motion: torch.Tensor, fragment_patch:
     if nss:
         parts.append(mscn_statistics(_luma(pixels)))
     frames = torch.cat(parts, dim=1)
-    clip = clip_statistics(motion[None])
-    if flicker:
-        clip = torch.cat([clip, flicker_statistics(motion[None])], dim=1)
-    return {"frame_statistics": frames, "clip_statistics": clip[0]}
+    return {"frame_statistics": frames, "clip_statistics": clip_statistics(motion[None], flicker)[0]}
 
 
 def finite_statistics(statistics: torch.Tensor) -> torch.Tensor:
