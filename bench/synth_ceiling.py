@@ -74,22 +74,24 @@ class SeverityOracle:
         for subtype, distortion in DISTORTIONS.items():
             severities = [sample_severity(rng) for _ in range(draws)]
             rows = [_flatten(distortion.sample(severity, rng)) for severity in severities]
-            columns = sorted({key for row in rows for key in row})
-            self._columns[subtype] = columns
-            self._categories[subtype] = {
-                key: sorted({row[key] for row in rows if isinstance(row.get(key), str)}) for key in columns}
-            # A parameter no draw sets (a bit rate left to the quantiser) is no column at all.
-            matrix = self._matrix(subtype, rows)
-            set_somewhere = np.isfinite(matrix).any(0)
-            self._columns[subtype] = [key for key, kept in zip(columns, set_somewhere) if kept]
+            categories: dict[str, set[str]] = {}
+            columns = set()  # a parameter no draw sets (a bit rate left to the quantiser) is no column at all
+            for row in rows:
+                for key, value in row.items():
+                    if isinstance(value, str):
+                        categories.setdefault(key, set()).add(value)
+                    if isinstance(value, str) or np.isfinite(value):
+                        columns.add(key)
+            self._categories[subtype] = {key: sorted(values) for key, values in categories.items()}
+            self._columns[subtype] = sorted(columns)
             fit = HistGradientBoostingRegressor(max_iter=300, learning_rate=0.05, random_state=0)
-            self._fits[subtype] = fit.fit(matrix[:, set_somewhere], severities)
+            self._fits[subtype] = fit.fit(self._matrix(subtype, rows), severities)
 
     def _matrix(self, subtype: str, rows: list[dict]) -> np.ndarray:
         """Numbers as they are, categories as their index among the values the draws showed (NaN if absent)."""
         def encode(key: str, value) -> float:
             if isinstance(value, str):
-                categories = self._categories[subtype][key]
+                categories = self._categories[subtype].get(key, [])
                 return float(categories.index(value)) if value in categories else float("nan")
             return float("nan") if value is None else float(value)
 
@@ -108,6 +110,15 @@ def _readers(oracle: SeverityOracle) -> dict[str, Callable[[dict], list[tuple[st
                                                for d in record["distortions"]],
         "subtypes only": lambda record: [(d["subtype"], oracle.mean_severity) for d in record["distortions"]],
     }
+
+
+def _severities(seen: list[list[tuple[str, float]]]) -> dict[str, list[float]]:
+    """Per coarse type, each video's dimension severity from its (subtype, severity) pairs as read."""
+    severities = {c: [] for c in COARSE_TYPES}
+    for distortions in seen:
+        for coarse, share in dimension_severities(distortions).items():
+            severities[coarse].append(share)
+    return severities
 
 
 def _scores(values: list[float], untie: bool, rng: np.random.Generator) -> list[float]:
@@ -135,24 +146,19 @@ def main() -> None:
     oracle = SeverityOracle(args.draws)
     print(f"## SRCC ceiling on the {args.split} split of {args.folder} ({len(records)} videos; parameter oracle "
           f"fitted on {args.draws} draws per subtype in {time.perf_counter() - started:.0f} s)")
+    readers = _readers(oracle)
     truth = {d: [record["scores"][d] for record in records] for d in DIMENSIONS}
-    severity = {c: [] for c in COARSE_TYPES}
-    for record in records:
-        for coarse, share in dimension_severities([(d["subtype"], d["severity"]) for d in record["distortions"]]).items():
-            severity[coarse].append(share)
+    severity = _severities([readers["exact severities"](record) for record in records])
     zero_share = {c: float(np.mean(np.array(severity[c]) == 0)) for c in COARSE_TYPES}
     report = {"split": args.split, "videos": len(records), "draws": args.draws, "zero_share": zero_share,
               "untied_cap": {c: float(np.sqrt(1 - f**3)) for c, f in zero_share.items()}, "vs_mos": {}, "vs_severity": {}}
     jitter = np.random.default_rng(0)
     rows_mos, rows_severity = [], []
-    for reader, read in _readers(oracle).items():
-        scores, severities = [], {c: [] for c in COARSE_TYPES}
-        for record in records:
-            seen = read(record)
-            expected = expected_clean_scores(min(record["height"], record["width"]), record["camera_speed"])
-            scores.append(dimension_scores(expected, seen))
-            for coarse, share in dimension_severities(seen).items():
-                severities[coarse].append(share)
+    for reader, read in readers.items():
+        seen = [read(record) for record in records]
+        scores = [dimension_scores(expected_clean_scores(min(record["height"], record["width"]), record["camera_speed"]),
+                                   distortions) for record, distortions in zip(records, seen)]
+        severities = _severities(seen)
         report["vs_mos"][reader] = {d: srcc([row[d] for row in scores], truth[d]) for d in DIMENSIONS}
         rows_mos.append((reader, report["vs_mos"][reader]))
         for ties in ("as read", "ties broken"):
