@@ -70,7 +70,7 @@ def test_the_default_model_recipe_writes_its_own_data_with_the_package_photos():
     config = load_experiment(RECIPES / "configs" / "tiny_synth.yaml", ["data.synthesize.photos=[bundled]"])
     assert config.data.synthesize.scene_options().photo_sources == ("bundled",)
     written = load_experiment(RECIPES / "configs" / "tiny_synth.yaml", ["data.synthesize.photos=null"]).data.synthesize
-    assert (written.num_videos, written.seed, written.max_frames) == (3200, 0, 16)
+    assert (written.num_videos, written.seed, written.max_frames) == (6400, 0, 16)
     assert written.scene_options().photo_sources == ("bundled",)
 
 
