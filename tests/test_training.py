@@ -18,6 +18,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from finevq.errors import ConfigError
 from finevq.modeling import FineVQForConditionalGeneration, FineVQProcessor, build_model
 from finevq.modeling.modeling import ADAPTER_SUBFOLDER
 from finevq.modeling.scoring import score_dimensions
@@ -238,6 +239,18 @@ def base_model(tmp_path_factory) -> Path:
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+def test_full_stage_trains_every_weight_of_a_finevq_folder(base_model, tmp_path):
+    config = load_experiment(SMOKE, ["training.stage=full", f"model.base_path={base_model}"])
+    model, _ = prepare_model(config)
+    base = FineVQForConditionalGeneration.from_pretrained(base_model)
+    assert all(p.requires_grad for p in model.parameters())
+    assert all(torch.equal(p, dict(base.named_parameters())[name]) for name, p in model.named_parameters())
+    with pytest.raises(ConfigError, match="set model.base_path"):
+        load_experiment(SMOKE, ["training.stage=full"])
+    with pytest.raises(ConfigError, match="needs a FineVQ model folder"):
+        prepare_model(load_experiment(SMOKE, ["training.stage=full", f"model.base_path={tmp_path}"]))
 
 
 def test_stage2_exports_base_plus_adapter_that_loads_merged_or_not(base_model, synth, labels_cache, tmp_path):

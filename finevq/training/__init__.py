@@ -1,4 +1,4 @@
-"""Training of FineVQ models: the experiment config, the accelerate loop (stages 1 and 2, from scratch),
+"""Training of FineVQ models: the experiment config, the accelerate loop (stages 1 and 2, from scratch, full),
 validation with `finevq.metrics`, atomic checkpoints and resume. Importing it loads torch."""
 
 from finevq.training.checkpoints import TrainerState

@@ -13,10 +13,12 @@ from finevq.config import load_config
 from finevq import taxonomy
 from finevq.taxonomy import DIMENSIONS
 
-STAGES = ("stage1", "stage2", "scratch")
+STAGES = ("stage1", "stage2", "scratch", "full")
 """stage1: the projectors only, LM loss (the paper's first stage). stage2: LoRA on the vision tower and
 the LLM plus the projectors and the score head, LM + score loss. scratch: every weight, LM + score loss
-(for the tiny model, which has no pretrained base). The score loss is the model config's `score_loss`:
+(for the tiny model, which has no pretrained base). full: every weight of the trained FineVQ model in
+`model.base_path`, LM + score loss (fine-tuning a finished model, e.g. finevq-tiny on more or other data).
+The score loss is the model config's `score_loss`:
 L1, as in the paper, or MSE for the tiny preset."""
 
 QUESTION_TYPES = (*taxonomy.QUESTION_TYPES, "describe")
@@ -145,7 +147,7 @@ class TrainingSection:
     video next to each other in a micro-batch, whose video is then encoded once for all of them
     (`ShardedOrder`): the vision side costs that many times less per question."""
 
-    stage: Literal["stage1", "stage2", "scratch"] = "stage2"
+    stage: Literal["stage1", "stage2", "scratch", "full"] = "stage2"
     epochs: int = 1
     max_steps: int | None = None
     batch_size: int = 1
@@ -252,6 +254,8 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         _require(not (self.training.stage == "scratch" and self.model.base_path),
                  "training.stage 'scratch' trains a fresh preset model: model.base_path must be null")
+        _require(not (self.training.stage == "full" and not self.model.base_path),
+                 "training.stage 'full' fine-tunes a trained FineVQ model: set model.base_path to its folder")
         _require(self.output.export == "adapter" or self.training.stage == "stage2",
                  "output.export 'merged' applies to stage2 (LoRA) runs only")
 

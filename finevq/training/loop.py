@@ -49,7 +49,7 @@ LOSS_NAMES = ("loss", "lm_loss", "score_loss")
 
 def prepare_model(config: ExperimentConfig):
     """The model and processor a run starts from (see `ModelSection`), with the stage's trainable
-    weights: stage1 the projectors, stage2 LoRA + projectors + score head (a PEFT model), scratch all."""
+    weights: stage1 the projectors, stage2 LoRA + projectors + score head (a PEFT model), scratch and full all."""
     from finevq.modeling import FineVQForConditionalGeneration, FineVQProcessor, apply_lora
     from finevq.modeling import build_from_bases, build_model as build_preset
 
@@ -60,6 +60,9 @@ def prepare_model(config: ExperimentConfig):
     elif _is_finevq_folder(base):
         model = FineVQForConditionalGeneration.from_pretrained(base)
         processor = FineVQProcessor.from_pretrained(base)
+    elif training.stage == "full":
+        raise ConfigError(f"model.base_path {str(base)!r}: training.stage 'full' needs a FineVQ model folder "
+                          "(a config.json of model_type 'finevq'), not a base checkpoint")
     else:
         model, processor = build_from_bases(base, section.motion_path, section.preset, section.preset_overrides)
     if config.data.num_frames is not None:
