@@ -244,9 +244,9 @@ def base_model(tmp_path_factory) -> Path:
 def test_full_stage_trains_every_weight_of_a_finevq_folder(base_model, tmp_path):
     config = load_experiment(SMOKE, ["training.stage=full", f"model.base_path={base_model}"])
     model, _ = prepare_model(config)
-    base = FineVQForConditionalGeneration.from_pretrained(base_model)
+    base = dict(FineVQForConditionalGeneration.from_pretrained(base_model).named_parameters())
     assert all(p.requires_grad for p in model.parameters())
-    assert all(torch.equal(p, dict(base.named_parameters())[name]) for name, p in model.named_parameters())
+    assert all(torch.equal(p, base[name]) for name, p in model.named_parameters())
     with pytest.raises(ConfigError, match="set model.base_path"):
         load_experiment(SMOKE, ["training.stage=full"])
     with pytest.raises(ConfigError, match="needs a FineVQ model folder"):
