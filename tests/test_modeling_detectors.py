@@ -12,7 +12,13 @@ from skimage.transform import resize
 from finevq.errors import ConfigError
 from finevq.modeling import build_model
 from finevq.modeling.configuration import FineVQConfig
-from finevq.modeling.detectors import DETECTOR_NAMES, DETECTOR_STATISTICS, detector_statistics
+from finevq.modeling.detectors import (
+    DETECTOR_NAMES,
+    DETECTOR_STATISTICS,
+    UNCLIPPED_NOISE_NAMES,
+    detector_statistics,
+    detector_statistics_size,
+)
 from finevq.taxonomy import COARSE_TYPES
 from tiny_model import TINY
 from videos import write_video
@@ -64,6 +70,40 @@ def test_each_family_responds_to_its_distortion():
     assert stats["shaking"][_column("shake_mean")] > clean_stats[_column("shake_mean")] + 1.0
     assert stats["frozen"][_column("frozen_share")] > 0.25 > clean_stats[_column("frozen_share")]
     assert stats["flickering"][_column("flicker_curvature")] > clean_stats[_column("flicker_curvature")] + 1.0
+
+
+def test_unclipped_noise_floors_see_the_noise_that_crushed_shadows_hide():
+    rng = np.random.default_rng(0)
+    clean = _steady()
+    noisy = np.clip(clean + rng.normal(0, 8, clean.shape), 0, 255).astype(np.uint8)
+    for frames in (clean, noisy):
+        frames[:, :, :160] = 0  # the left half darkened to a clipped black, as a strong darkening does
+    stats = {name: detector_statistics(frames[::2], frames, 240, unclipped_noise=True)
+             for name, frames in {"clean": clean, "noisy": noisy}.items()}
+    assert stats["clean"].shape == (detector_statistics_size(True),) == (DETECTOR_STATISTICS + len(UNCLIPPED_NOISE_NAMES),)
+    torch.testing.assert_close(stats["clean"][:DETECTOR_STATISTICS], _measure(clean))
+
+    def value(name: str, statistic: str) -> float:
+        return float(stats[name][DETECTOR_STATISTICS + UNCLIPPED_NOISE_NAMES.index(statistic)] if statistic in
+                     UNCLIPPED_NOISE_NAMES else stats[name][_column(statistic)])
+
+    # Over all cells the flattest are black in both, so the noisy video looks as clean as the clean one;
+    # over the cells above the clip level its noise shows.
+    assert abs(value("noisy", "luma_noise_cell_p5") - value("clean", "luma_noise_cell_p5")) < 0.5
+    assert value("noisy", "luma_unclipped_noise_cell_p5") > value("clean", "luma_unclipped_noise_cell_p5") + 1.0
+    # Half the frame and the photo's own black backdrop are clipped; noise does not clip a cell.
+    assert value("noisy", "clipped_cells") == pytest.approx(value("clean", "clipped_cells"), abs=0.05)
+    assert value("clean", "clipped_cells") > 0.5
+
+
+def test_the_unclipped_noise_option_extends_the_detector_statistics(tmp_path):
+    model, processor = build_model("tiny", {**DETECTORS, "model.unclipped_noise_statistics": True}, seed=0)
+    assert processor.settings.unclipped_noise_statistics
+    inputs = processor.video_inputs(write_video(tmp_path / "clip.mp4", num_frames=12, width=96, height=64))
+    assert inputs["detector_statistics"].shape == (1, detector_statistics_size(True))
+    assert model.encode_video(**inputs).motion.shape[1] == processor.settings.num_motion_tokens
+    with pytest.raises(ConfigError, match="unclipped_noise_statistics"):
+        FineVQConfig(quality_statistics=True, unclipped_noise_statistics=True)
 
 
 def test_camera_shifts_are_measured_below_a_pixel_and_in_native_pixels():

@@ -47,6 +47,9 @@ class FineVQConfig(PreTrainedConfig):
     detector_tokens: > 0 (with quality_statistics) adds that many tokens to the motion slot, projected
     from the video's distortion detector statistics (`finevq.modeling.detectors`: measured near native
     resolution, aimed at each distortion family); 0 reads none.
+    unclipped_noise_statistics: with detector_tokens, the detector statistics also hold the flattest
+    cells' noise floors over the cells above the black and white clip levels (`finevq.modeling.detectors`):
+    darkening crushes a noisy video's shadows to a clean black, which the all-cells floors read as clean.
     score_statistics_readout: with quality_statistics, add to each dimension's score a readout of the
     statistics tokens (the keyframes' averaged, the clip's and the detector tokens; each normalised,
     a linear map squashed by tanh to at most half the score range either way), trained with the score loss: a
@@ -93,6 +96,7 @@ class FineVQConfig(PreTrainedConfig):
     nss_statistics: bool = False
     flicker_statistics: bool = False
     detector_tokens: int = 0
+    unclipped_noise_statistics: bool = False
     statistics_hidden_size: int = 64
     score_statistics_readout: bool = False
     use_fragments: bool = True
@@ -162,6 +166,9 @@ class FineVQConfig(PreTrainedConfig):
                               f"with detector_tokens {self.detector_tokens}")
         if self.detector_tokens < 0 or (self.detector_tokens and not self.quality_statistics):
             raise ConfigError("config key 'detector_tokens': a count >= 0, and > 0 only with quality_statistics")
+        if self.unclipped_noise_statistics and not self.detector_tokens:
+            raise ConfigError("config key 'unclipped_noise_statistics': extends the detector statistics, "
+                              "so it needs detector_tokens > 0")
         if self.score_statistics_readout and not self.quality_statistics:
             raise ConfigError("config key 'score_statistics_readout': reads the statistics tokens, "
                               "so it needs quality_statistics")

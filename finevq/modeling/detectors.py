@@ -21,6 +21,10 @@ _EPS = 1e-5
 DETECTOR_KEYFRAMES = 4
 """Keyframes measured (evenly spread over the sample's): the spatial measurements vary little between frames."""
 _NOISE_CELL = 16
+_CLIP_LEVEL = 4 / 255
+"""Luma within this of 0 or 1 counts as clipped: decoded studio-range black and white land there."""
+_MIN_UNCLIPPED_CELLS = 8
+"""Fewer unclipped cells than this (a video mostly black or white) and all cells are measured."""
 _SPECTRUM_BANDS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.71)
 
 
@@ -87,16 +91,27 @@ def _colour(rgb: torch.Tensor, luma: torch.Tensor) -> list[torch.Tensor]:
     ]
 
 
+def _ycbcr_noise_responses(rgb: torch.Tensor, luma: torch.Tensor) -> list[torch.Tensor]:
+    """Immerkaer's per-pixel noise response (absolute 3 x 3 Laplacian-difference, scaled so its mean
+    is the noise's standard deviation) of luma and both colour differences: (N, H-2, W-2) each."""
+    laplacian = torch.tensor([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=torch.float32).view(1, 1, 3, 3)
+    return [F.conv2d(channel[:, None], laplacian)[:, 0].abs() * math.sqrt(math.pi / 2) / 6
+            for channel in (luma, (rgb[:, 2] - luma) * 0.564, (rgb[:, 0] - luma) * 0.713)]
+
+
+def _noise_cells(values: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) -> (N, rows, columns, cell, cell): the _NOISE_CELL-px cells of each frame."""
+    cell = min(_NOISE_CELL, *values.shape[1:])  # frames under 18 px make one cell
+    rows, columns = values.shape[1] // cell, values.shape[2] // cell
+    return values[:, :rows * cell, :columns * cell].reshape(len(values), rows, cell, columns, cell).transpose(2, 3)
+
+
 def _noise(rgb: torch.Tensor, luma: torch.Tensor) -> list[torch.Tensor]:
     """Noise floors (Immerkaer's estimator over the whole frame and its flattest cells, per YCbCr
     channel), impulses (outliers of a 3 x 3 median) and stripes (row and column means of the detail)."""
-    laplacian = torch.tensor([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=torch.float32).view(1, 1, 3, 3)
     features = []
-    for channel in (luma, (rgb[:, 2] - luma) * 0.564, (rgb[:, 0] - luma) * 0.713):
-        response = F.conv2d(channel[:, None], laplacian)[:, 0].abs() * math.sqrt(math.pi / 2) / 6
-        cell = min(_NOISE_CELL, *response.shape[1:])  # frames under 18 px make one cell
-        height, width = response.shape[1] - response.shape[1] % cell, response.shape[2] - response.shape[2] % cell
-        cells = response[:, :height, :width].reshape(len(response), height // cell, cell, width // cell, cell).mean((2, 4))
+    for response in _ycbcr_noise_responses(rgb, luma):
+        cells = _noise_cells(response).mean((3, 4))
         features += [_log(response.mean()), *_log(_quantiles(cells, (0.05, 0.2, 0.5), stride=1))]
     residual = (luma - _median3(luma)).abs()
     channel_residual = torch.stack([(rgb[:, c] - _median3(rgb[:, c])).abs() for c in range(3)]).max(0).values
@@ -106,6 +121,23 @@ def _noise(rgb: torch.Tensor, luma: torch.Tensor) -> list[torch.Tensor]:
         spread = detail.std((1, 2)).mean() + _EPS
         features += [_log(detail.mean(2).std(1).mean() / spread), _log(detail.mean(1).std(1).mean() / spread)]
     return features
+
+
+def _unclipped_noise(rgb: torch.Tensor, luma: torch.Tensor) -> list[torch.Tensor]:
+    """The flattest cells' noise floors per YCbCr channel over the cells that are not clipped (a quarter
+    or more of their pixels at the black or white clip level), and the share of clipped cells. Shadows
+    crushed to black keep no noise (the clipping flattens it and the encoder keeps nothing), so over all
+    cells a noisy, darkened video's flattest cells look clean; its noise still shows in the others.
+    Noise itself clips a few pixels of dark and bright areas, hence a quarter rather than any."""
+    inner = _noise_cells(luma[:, 1:-1, 1:-1])
+    at_clip_level = ((inner <= _CLIP_LEVEL) | (inner >= 1 - _CLIP_LEVEL)).float().mean((3, 4))
+    unclipped = (at_clip_level < 0.25).flatten()
+    features = []
+    for response in _ycbcr_noise_responses(rgb, luma):
+        cells = _noise_cells(response).mean((3, 4)).flatten()
+        kept = cells[unclipped] if int(unclipped.sum()) >= _MIN_UNCLIPPED_CELLS else cells
+        features += [*_log(torch.quantile(kept, torch.tensor((0.05, 0.2, 0.5))))]
+    return features + [1 - unclipped.float().mean()]
 
 
 def _gradient_energy(luma: torch.Tensor) -> torch.Tensor:
@@ -262,9 +294,11 @@ def _temporal(clip: torch.Tensor, native_scale: float) -> list[torch.Tensor]:
     ]
 
 
-def detector_statistics(keyframes: np.ndarray, motion: np.ndarray, native_short_side: int) -> torch.Tensor:
+def detector_statistics(keyframes: np.ndarray, motion: np.ndarray, native_short_side: int,
+                        unclipped_noise: bool = False) -> torch.Tensor:
     """keyframes (F, H, W, 3) and the motion clip (T, h, w, 3), uint8 as decoded (keyframes near native
-    size, the clip at about 256 px), and the video's native short side -> (DETECTOR_STATISTICS,) float."""
+    size, the clip at about 256 px), and the video's native short side -> (detector_statistics_size(
+    unclipped_noise),) float: DETECTOR_NAMES, then with `unclipped_noise` UNCLIPPED_NOISE_NAMES."""
     chosen = np.linspace(0, len(keyframes) - 1, min(DETECTOR_KEYFRAMES, len(keyframes))).round().astype(int)
     rgb = unit_pixels(keyframes[chosen])
     luma = _luma(rgb)
@@ -273,6 +307,8 @@ def detector_statistics(keyframes: np.ndarray, motion: np.ndarray, native_short_
     values = [*_colour(rgb, luma), *_noise(rgb, luma), *_sharpness(luma), *_blocks(luma),
               *_patterns(rgb, luma),
               *_temporal(clip, native_scale), _log(native_short_side)]
+    if unclipped_noise:
+        values += _unclipped_noise(rgb, luma)
     return torch.stack([torch.as_tensor(v, dtype=torch.float32).reshape(()) for v in values])
 
 
@@ -301,3 +337,14 @@ DETECTOR_NAMES: tuple[str, ...] = (
 )
 """What each value of `detector_statistics` is, in order."""
 DETECTOR_STATISTICS = len(DETECTOR_NAMES)
+UNCLIPPED_NOISE_NAMES: tuple[str, ...] = (
+    *(f"{channel}_unclipped_noise_cell_{level}" for channel in ("luma", "blue_diff", "red_diff")
+      for level in ("p5", "p20", "p50")),
+    "clipped_cells",
+)
+"""What `detector_statistics(..., unclipped_noise=True)` appends, in order."""
+
+
+def detector_statistics_size(unclipped_noise: bool = False) -> int:
+    """Values per video of `detector_statistics` with and without `unclipped_noise`."""
+    return DETECTOR_STATISTICS + (len(UNCLIPPED_NOISE_NAMES) if unclipped_noise else 0)

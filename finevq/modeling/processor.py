@@ -74,6 +74,7 @@ class ProcessorSettings:
     # there, and the motion clip at least detector_motion_size; the frame statistics are still measured
     # at statistics_size and the motion encoder still sees motion_size.
     detector_statistics: bool = False
+    unclipped_noise_statistics: bool = False
     detector_size: int = 540
     detector_motion_size: int = 256
     frame_token: str = FRAME_TOKEN
@@ -138,6 +139,7 @@ def settings_for_model(config: FineVQConfig, **overrides) -> ProcessorSettings:
         "nss_statistics": config.nss_statistics,
         "flicker_statistics": config.flicker_statistics,
         "detector_statistics": config.detector_tokens > 0,
+        "unclipped_noise_statistics": config.unclipped_noise_statistics,
         "score_range": [float(x) for x in config.score_range],
     }
     if config.motion_encoder == "videomae":
@@ -278,7 +280,8 @@ class FineVQProcessor:
             keyframes = sample.keyframes
             if s.detector_statistics:
                 native_short_side = min(sample.info.height, sample.info.width) if sample.info else min(keyframes.shape[1:3])
-                tensors["detector_statistics"] = detector_statistics(keyframes, sample.motion, native_short_side)
+                tensors["detector_statistics"] = detector_statistics(keyframes, sample.motion, native_short_side,
+                                                                    s.unclipped_noise_statistics)
                 height, width = keyframes.shape[1:3]
                 if min(height, width) > s.statistics_size:
                     long_side = round(max(height, width) * s.statistics_size / min(height, width))

@@ -345,7 +345,7 @@ class QualityStatistics(nn.Module):
 
     def __init__(self, config: FineVQConfig):
         super().__init__()
-        from finevq.modeling.detectors import DETECTOR_STATISTICS
+        from finevq.modeling.detectors import detector_statistics_size
 
         width = config.text_config.hidden_size
         self.frame_projector = _StatisticsProjector(frame_statistics_size(config.nss_statistics), width,
@@ -355,7 +355,8 @@ class QualityStatistics(nn.Module):
         self.detector_tokens = config.detector_tokens
         self.detector_projector = None
         if self.detector_tokens:
-            self.detector_projector = _StatisticsProjector(DETECTOR_STATISTICS, width * self.detector_tokens,
+            self.detector_projector = _StatisticsProjector(detector_statistics_size(config.unclipped_noise_statistics),
+                                                           width * self.detector_tokens,
                                                            config.statistics_hidden_size * self.detector_tokens)
         keep_default_init(self)
 
