@@ -91,12 +91,14 @@ def _colour(rgb: torch.Tensor, luma: torch.Tensor) -> list[torch.Tensor]:
     ]
 
 
-def _ycbcr_noise_responses(rgb: torch.Tensor, luma: torch.Tensor) -> list[torch.Tensor]:
+def _ycbcr_noise_responses(rgb: torch.Tensor, luma: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Immerkaer's per-pixel noise response (absolute 3 x 3 Laplacian-difference, scaled so its mean
-    is the noise's standard deviation) of luma and both colour differences: (N, H-2, W-2) each."""
+    is the noise's standard deviation) of luma and both colour differences, (N, H-2, W-2) each, with
+    its mean over each cell of `_noise_cells`, (N, rows, columns)."""
     laplacian = torch.tensor([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=torch.float32).view(1, 1, 3, 3)
-    return [F.conv2d(channel[:, None], laplacian)[:, 0].abs() * math.sqrt(math.pi / 2) / 6
-            for channel in (luma, (rgb[:, 2] - luma) * 0.564, (rgb[:, 0] - luma) * 0.713)]
+    responses = [F.conv2d(channel[:, None], laplacian)[:, 0].abs() * math.sqrt(math.pi / 2) / 6
+                 for channel in (luma, (rgb[:, 2] - luma) * 0.564, (rgb[:, 0] - luma) * 0.713)]
+    return [(response, _noise_cells(response).mean((3, 4))) for response in responses]
 
 
 def _noise_cells(values: torch.Tensor) -> torch.Tensor:
@@ -106,12 +108,13 @@ def _noise_cells(values: torch.Tensor) -> torch.Tensor:
     return values[:, :rows * cell, :columns * cell].reshape(len(values), rows, cell, columns, cell).transpose(2, 3)
 
 
-def _noise(rgb: torch.Tensor, luma: torch.Tensor) -> list[torch.Tensor]:
+def _noise(rgb: torch.Tensor, luma: torch.Tensor,
+           noise_responses: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
     """Noise floors (Immerkaer's estimator over the whole frame and its flattest cells, per YCbCr
-    channel), impulses (outliers of a 3 x 3 median) and stripes (row and column means of the detail)."""
+    channel, from `_ycbcr_noise_responses`), impulses (outliers of a 3 x 3 median) and stripes (row
+    and column means of the detail)."""
     features = []
-    for response in _ycbcr_noise_responses(rgb, luma):
-        cells = _noise_cells(response).mean((3, 4))
+    for response, cells in noise_responses:
         features += [_log(response.mean()), *_log(_quantiles(cells, (0.05, 0.2, 0.5), stride=1))]
     residual = (luma - _median3(luma)).abs()
     channel_residual = torch.stack([(rgb[:, c] - _median3(rgb[:, c])).abs() for c in range(3)]).max(0).values
@@ -123,7 +126,8 @@ def _noise(rgb: torch.Tensor, luma: torch.Tensor) -> list[torch.Tensor]:
     return features
 
 
-def _unclipped_noise(rgb: torch.Tensor, luma: torch.Tensor) -> list[torch.Tensor]:
+def _unclipped_noise(luma: torch.Tensor,
+                     noise_responses: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
     """The flattest cells' noise floors per YCbCr channel over the cells that are not clipped (a quarter
     or more of their pixels at the black or white clip level), and the share of clipped cells. Shadows
     crushed to black keep no noise (the clipping flattens it and the encoder keeps nothing), so over all
@@ -133,10 +137,10 @@ def _unclipped_noise(rgb: torch.Tensor, luma: torch.Tensor) -> list[torch.Tensor
     at_clip_level = ((inner <= _CLIP_LEVEL) | (inner >= 1 - _CLIP_LEVEL)).float().mean((3, 4))
     unclipped = (at_clip_level < 0.25).flatten()
     features = []
-    for response in _ycbcr_noise_responses(rgb, luma):
-        cells = _noise_cells(response).mean((3, 4)).flatten()
+    for _, cells in noise_responses:
+        cells = cells.flatten()
         kept = cells[unclipped] if int(unclipped.sum()) >= _MIN_UNCLIPPED_CELLS else cells
-        features += [*_log(torch.quantile(kept, torch.tensor((0.05, 0.2, 0.5))))]
+        features.extend(_log(torch.quantile(kept, torch.tensor((0.05, 0.2, 0.5)))))
     return features + [1 - unclipped.float().mean()]
 
 
@@ -304,11 +308,12 @@ def detector_statistics(keyframes: np.ndarray, motion: np.ndarray, native_short_
     luma = _luma(rgb)
     clip = unit_pixels(motion)
     native_scale = native_short_side / min(clip.shape[-2:])
-    values = [*_colour(rgb, luma), *_noise(rgb, luma), *_sharpness(luma), *_blocks(luma),
+    noise_responses = _ycbcr_noise_responses(rgb, luma)
+    values = [*_colour(rgb, luma), *_noise(rgb, luma, noise_responses), *_sharpness(luma), *_blocks(luma),
               *_patterns(rgb, luma),
               *_temporal(clip, native_scale), _log(native_short_side)]
     if unclipped_noise:
-        values += _unclipped_noise(rgb, luma)
+        values += _unclipped_noise(luma, noise_responses)
     return torch.stack([torch.as_tensor(v, dtype=torch.float32).reshape(()) for v in values])
 
 
