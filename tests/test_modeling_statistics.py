@@ -28,10 +28,12 @@ from finevq.modeling.statistics import (
     _median3,
     clip_statistics,
     clip_statistics_size,
+    finite_statistics,
     flicker_statistics,
     frame_statistics_size,
     mosaic_statistics,
     mscn_statistics,
+    rank_gaussian,
     tile_statistics,
 )
 from finevq.taxonomy import DIMENSIONS
@@ -278,3 +280,52 @@ def test_statistics_readout_trains_with_the_score_loss_and_needs_the_rated_dimen
 def test_statistics_readout_needs_statistics():
     with pytest.raises(ConfigError, match="score_statistics_readout"):
         FineVQConfig(score_statistics_readout=True)
+
+
+def test_rank_gaussian_maps_each_statistic_through_its_training_distribution():
+    generator = torch.Generator().manual_seed(0)
+    training = torch.randn(2000, 3, generator=generator) * torch.tensor([1.0, 100.0, 1.0])
+    training[:, 2] = training[:, 2].exp() ** 3  # heavy-tailed
+    knots = torch.quantile(training.double(), torch.linspace(0, 1, 128, dtype=torch.float64), dim=0).t().float()
+    scores = rank_gaussian(training, knots)
+    # Whatever each column's scale and tail, its training values come out close to standard normal...
+    torch.testing.assert_close(scores.mean(0), torch.zeros(3), atol=0.02, rtol=0)
+    assert ((scores.std(0) > 0.9) & (scores.std(0) < 1.05)).all()
+    # ...in the same order: the map rises with the value.
+    order = training[:, 2].argsort()
+    assert (scores[order, 2].diff() >= 0).all() and scores[order[-1], 2] > scores[order[0], 2] + 4
+    # Tied values sit in the middle of their run of knots; a value beyond every knot stops half a step out.
+    ties = torch.quantile(torch.tensor([[0.0]] * 50 + [[1.0]] * 50, dtype=torch.float64),
+                          torch.linspace(0, 1, 16, dtype=torch.float64), dim=0).t().float()
+    mapped = rank_gaussian(torch.tensor([[0.0], [0.5], [1.0], [-50.0], [50.0]]), ties).flatten()
+    assert mapped[0] < mapped[1] == 0 < mapped[2] and mapped[0] == pytest.approx(-mapped[2])
+    assert mapped[3] < mapped[0] and mapped[4] == pytest.approx(-mapped[3]) and torch.isfinite(mapped).all()
+
+
+def test_statistics_quantiles_are_fitted_on_training_videos_and_saved_with_the_weights(tmp_path):
+    quantiles = {**TINY, "model.statistics_quantiles": 8}
+    model, processor = build_model("tiny", quantiles, seed=0)
+    videos = [processor.video_tensors(write_video(tmp_path / f"clip{i}.mp4", num_frames=12, width=96, height=64,
+                                                  seed=i)) for i in range(3)]
+    inputs = {name: tensor.unsqueeze(0) for name, tensor in videos[0].items()}
+    assert not model.statistics_quantiles_fitted
+    with pytest.raises(ConfigError, match="fit_statistics_quantiles"):
+        model.encode_video(**inputs)
+    model.fit_statistics_quantiles(videos)
+    assert model.statistics_quantiles_fitted
+    knots = model.statistics.clip_projector.quantile_knots
+    assert knots.shape == (clip_statistics_size(False), 8)
+    measured = torch.stack([finite_statistics(video["clip_statistics"]) for video in videos])
+    torch.testing.assert_close(knots[:, 0], measured.min(0).values)
+    torch.testing.assert_close(knots[:, -1], measured.max(0).values)
+    model.eval()
+    tokens = model.encode_video(**inputs).motion
+    model.save_pretrained(tmp_path / "model")
+    loaded = FineVQForConditionalGeneration.from_pretrained(tmp_path / "model").eval()
+    torch.testing.assert_close(loaded.statistics.clip_projector.quantile_knots, knots)
+    torch.testing.assert_close(loaded.encode_video(**inputs).motion, tokens)
+    # A model without the option has no knots to fit, and a knot count needs statistics to map.
+    plain = build_model("tiny", TINY, seed=0)[0]
+    assert plain.statistics.clip_projector.quantile_knots is None and plain.statistics_quantiles_fitted
+    with pytest.raises(ConfigError, match="statistics_quantiles"):
+        FineVQConfig(statistics_quantiles=8)

@@ -18,6 +18,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from finevq.data.finevd import load_finevd
 from finevq.errors import ConfigError
 from finevq.modeling import FineVQForConditionalGeneration, FineVQProcessor, build_model
 from finevq.modeling.modeling import ADAPTER_SUBFOLDER
@@ -387,3 +388,20 @@ def test_deepspeed_zero3_saves_the_trained_lora_weights(probe_script, base_model
         assert saved[name.replace(".default", "")].numel() > 0
         assert torch.equal(saved[name.replace(".default", "")], tensor), name
     assert any(".lora_B." in k and bool(v.abs().sum() > 0) for k, v in trained.items())
+
+
+def test_a_scratch_run_fits_the_statistics_quantiles_before_its_first_step(synth, labels_cache, tmp_path):
+    out = tmp_path / "run"
+    layers = '"model.text_config.num_hidden_layers": 1, "model.vision_config.num_hidden_layers": 1'
+    output = run(recipe_command(overrides(synth, labels_cache, out, "training.max_steps=2", "evaluation.every_steps=2",
+                                          f'model.preset_overrides={{{layers}, "model.statistics_quantiles": 8}}')))
+    assert "statistics quantiles" in output
+    model = FineVQForConditionalGeneration.from_pretrained(out / "best")
+    assert model.config.statistics_quantiles == 8 and model.statistics_quantiles_fitted
+    knots = model.statistics.detector_projector.quantile_knots
+    assert knots.shape[1] == 8 and (knots.diff(dim=1) >= 0).all() and (knots[:, -1] > knots[:, 0]).any()
+    # Fitted on the training videos' measurements, which the run's video cache now holds.
+    processor = FineVQProcessor.from_pretrained(out / "best")
+    cache = VideoTensorCache(out / "video_cache", processor)
+    train_videos = [video["path"] for video in load_finevd(synth, "scores")["train"]["video"]]
+    assert len(train_videos) == 21 and all(cache.path_of(video).is_file() for video in train_videos)

@@ -50,6 +50,11 @@ class FineVQConfig(PreTrainedConfig):
     unclipped_noise_statistics: with detector_tokens, the detector statistics also hold the flattest
     cells' noise floors over the cells above the black and white clip levels (`finevq.modeling.detectors`):
     darkening crushes a noisy video's shadows to a clean black, which the all-cells floors read as clean.
+    statistics_quantiles: > 0 (with quality_statistics) maps each statistic through its training
+    distribution to a standard normal (that many quantile knots per statistic, fitted once on training
+    videos by `FineVQForConditionalGeneration.fit_statistics_quantiles` and saved with the weights) before
+    the projectors' batch norm: heavy tails and piled-up values (a log ratio of a flat video) then no
+    longer squash what differs between typical videos; 0 standardises with the batch norm alone.
     score_statistics_readout: with quality_statistics, add to each dimension's score a readout of the
     statistics tokens (the keyframes' averaged, the clip's and the detector tokens; each normalised,
     a linear map squashed by tanh to at most half the score range either way), trained with the score loss: a
@@ -97,6 +102,7 @@ class FineVQConfig(PreTrainedConfig):
     flicker_statistics: bool = False
     detector_tokens: int = 0
     unclipped_noise_statistics: bool = False
+    statistics_quantiles: int = 0
     statistics_hidden_size: int = 64
     score_statistics_readout: bool = False
     use_fragments: bool = True
@@ -169,6 +175,10 @@ class FineVQConfig(PreTrainedConfig):
         if self.unclipped_noise_statistics and not self.detector_tokens:
             raise ConfigError("config key 'unclipped_noise_statistics': extends the detector statistics, "
                               "so it needs detector_tokens > 0")
+        if self.statistics_quantiles < 0 or (self.statistics_quantiles and not self.quality_statistics):
+            raise ConfigError("config key 'statistics_quantiles': a knot count >= 0, and > 0 only with quality_statistics")
+        if self.statistics_quantiles == 1:
+            raise ConfigError("config key 'statistics_quantiles': at least 2 knots (or 0 for none)")
         if self.score_statistics_readout and not self.quality_statistics:
             raise ConfigError("config key 'score_statistics_readout': reads the statistics tokens, "
                               "so it needs quality_statistics")

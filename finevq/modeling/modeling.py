@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,6 +134,22 @@ class FineVQForConditionalGeneration(FineVQPreTrainedModel):
             frames = torch.cat([frames, frame_tokens.to(frames.dtype)], 2)
             motion = torch.cat([motion, clip_tokens.to(motion.dtype)], 1)
         return VisualTokens(frames=frames.flatten(1, 2), motion=motion)
+
+    @property
+    def statistics_quantiles_fitted(self) -> bool:
+        """False only for a model with `statistics_quantiles` whose knots were never fitted."""
+        return self.statistics is None or all(p.quantiles_fitted for _, p in self.statistics.projectors())
+
+    def fit_statistics_quantiles(self, videos: Sequence[dict[str, torch.Tensor]]) -> None:
+        """Fit the statistics projectors' quantile knots (`config.statistics_quantiles`) to training
+        videos' tensors (the processor's `video_tensors`); nothing to do for a model without them."""
+        if self.statistics is None or not self.config.statistics_quantiles:
+            return
+        if not videos:
+            raise ConfigError("fit_statistics_quantiles needs at least one training video")
+        for name, projector in self.statistics.projectors():
+            rows = [video[name].float().reshape(-1, video[name].shape[-1]) for video in videos]
+            projector.fit_quantiles(torch.cat(rows).to(projector.quantile_knots.device))
 
     def encode_batch(self, videos: list[dict[str, torch.Tensor]]) -> VisualTokens:
         """Encode unbatched per-video tensors (the processor's `video_tensors`) as one batch; videos

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from finevq.errors import ConfigError
 from finevq.modeling.configuration import FineVQConfig
 from finevq.modeling.heads import keep_default_init
 
@@ -314,23 +315,60 @@ def finite_statistics(statistics: torch.Tensor) -> torch.Tensor:
     return torch.nan_to_num(statistics.float(), nan=0.0, posinf=20.0, neginf=-20.0).clamp(-20, 20)
 
 
+def rank_gaussian(rows: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
+    """(N, D) values -> (N, D) standard normal scores through each column's sorted quantile knots (D, K):
+    a value's position among the knots (linear between neighbours, the middle of a run of equal knots,
+    at most half a step beyond the outermost), as a probability, through the inverse normal CDF."""
+    count = knots.shape[1]
+    values = rows.t().contiguous()
+    below = torch.searchsorted(knots, values, right=False)
+    through = torch.searchsorted(knots, values, right=True)
+    lower = knots.gather(1, (below - 1).clamp(min=0))
+    upper = knots.gather(1, below.clamp(max=count - 1))
+    between = (below - 1) + ((values - lower) / (upper - lower).clamp(min=1e-12)).clamp(0, 1)
+    position = torch.where(through > below, (below + through - 1) / 2, between).clamp(-0.5, count - 0.5)
+    return torch.special.ndtri((position + 1) / (count + 1)).t()
+
+
 class _StatisticsProjector(nn.Module):
-    """Statistics (..., D) -> one LLM-width token each: BatchNorm-Linear-GELU-Linear.
+    """Statistics (..., D) -> one LLM-width token each: [rank-gaussian]-BatchNorm-Linear-GELU-Linear.
 
     The batch norm standardises each statistic over the training videos (its running mean and
     variance are saved with the weights): what differs between videos is small next to what every
-    video shares (a log energy of -3 +- 0.2), and the token must carry the difference."""
+    video shares (a log energy of -3 +- 0.2), and the token must carry the difference. With
+    `quantiles` knots, each statistic first goes through its training distribution (`rank_gaussian`;
+    knots fitted by `fit_quantiles`, saved with the weights)."""
 
-    def __init__(self, in_features: int, width: int, hidden: int):
+    def __init__(self, in_features: int, width: int, hidden: int, quantiles: int = 0):
         super().__init__()
         self.norm = nn.BatchNorm1d(in_features)
         self.linear_1 = nn.Linear(in_features, hidden)
         self.act = nn.GELU()
         self.linear_2 = nn.Linear(hidden, width)
+        self.quantile_knots: torch.Tensor | None
+        self.register_buffer("quantile_knots", torch.full((in_features, quantiles), float("nan")) if quantiles else None)
+
+    @property
+    def quantiles_fitted(self) -> bool:
+        return self.quantile_knots is None or not bool(torch.isnan(self.quantile_knots).any())
+
+    def fit_quantiles(self, statistics: torch.Tensor) -> None:
+        """Set the knots to the quantiles, evenly spaced from minimum to maximum, of each statistic over
+        the rows of `statistics` (..., D): the training videos' (or keyframes') measurements."""
+        rows = finite_statistics(statistics).reshape(-1, statistics.shape[-1]).double()
+        levels = torch.linspace(0, 1, self.quantile_knots.shape[1], dtype=torch.float64)
+        self.quantile_knots.copy_(torch.quantile(rows, levels, dim=0).t())
 
     def forward(self, statistics: torch.Tensor) -> torch.Tensor:
         statistics = finite_statistics(statistics)
-        rows = statistics.reshape(-1, statistics.shape[-1]).to(self.linear_1.weight.dtype)
+        rows = statistics.reshape(-1, statistics.shape[-1])
+        if self.quantile_knots is not None:
+            if not self.quantiles_fitted:
+                raise ConfigError("this model maps its statistics through quantiles of its training videos "
+                                  "(config statistics_quantiles), and they were never fitted: call "
+                                  "fit_statistics_quantiles on training videos before training")
+            rows = rank_gaussian(rows, self.quantile_knots.float())
+        rows = rows.to(self.linear_1.weight.dtype)
         norm = self.norm
         # One row has no batch variance: it is standardised by the running statistics, as in eval.
         rows = F.batch_norm(rows, norm.running_mean, norm.running_var, norm.weight, norm.bias,
@@ -348,17 +386,24 @@ class QualityStatistics(nn.Module):
         from finevq.modeling.detectors import detector_statistics_size
 
         width = config.text_config.hidden_size
+        quantiles = config.statistics_quantiles
         self.frame_projector = _StatisticsProjector(frame_statistics_size(config.nss_statistics), width,
-                                                    config.statistics_hidden_size)
+                                                    config.statistics_hidden_size, quantiles)
         self.clip_projector = _StatisticsProjector(clip_statistics_size(config.flicker_statistics), width,
-                                                   config.statistics_hidden_size)
+                                                   config.statistics_hidden_size, quantiles)
         self.detector_tokens = config.detector_tokens
         self.detector_projector = None
         if self.detector_tokens:
             self.detector_projector = _StatisticsProjector(detector_statistics_size(config.unclipped_noise_statistics),
                                                            width * self.detector_tokens,
-                                                           config.statistics_hidden_size * self.detector_tokens)
+                                                           config.statistics_hidden_size * self.detector_tokens,
+                                                           quantiles)
         keep_default_init(self)
+
+    def projectors(self) -> list[tuple[str, _StatisticsProjector]]:
+        """(the processor tensor it reads, projector) of each statistics projector."""
+        pairs = [("frame_statistics", self.frame_projector), ("clip_statistics", self.clip_projector)]
+        return pairs + ([("detector_statistics", self.detector_projector)] if self.detector_projector is not None else [])
 
     def forward(self, frame_statistics: torch.Tensor, clip_statistics: torch.Tensor,
                 detector_statistics: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -122,6 +122,26 @@ class VideoTensorCache:
         return tensors
 
 
+def _video_tensors(path: str, processor, cache: VideoTensorCache | None) -> dict[str, torch.Tensor]:
+    return cache.get(path) if cache is not None else processor.video_tensors(path)
+
+
+class VideoStatisticsDataset(Dataset):
+    """Videos -> their measured statistics (the processor tensors named `names`), computed in the
+    loader's workers; through `cache` if given, which training then reads instead of decoding again."""
+
+    def __init__(self, videos: list[str], names: list[str], processor, cache: VideoTensorCache | None = None):
+        self.videos, self.names = videos, names
+        self.processor, self.cache = processor, cache
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        tensors = _video_tensors(self.videos[index], self.processor, self.cache)
+        return {name: tensors[name] for name in self.names}
+
+
 class ConversationDataset(Dataset):
     """Conversation rows -> the features of `FineVQProcessor.encode_row` (token ids, labels, score
     position and MOS, video tensors) and the video's path (which rows share a video), computed in the
@@ -144,7 +164,7 @@ class ConversationDataset(Dataset):
         row = self.rows[index]
         path = row["video"]["path"]
         features = self.processor.encode_row_text(row)
-        features.update(self.cache.get(path) if self.cache is not None else self.processor.video_tensors(path))
+        features.update(_video_tensors(path, self.processor, self.cache))
         features["video"] = path
         return features
 

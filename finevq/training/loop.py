@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from finevq.config import save_config
@@ -33,6 +34,7 @@ from finevq.training.config import ExperimentConfig
 from finevq.training.data import (
     ConversationDataset,
     ShardedOrder,
+    VideoStatisticsDataset,
     VideoTensorCache,
     load_splits,
     synthesize_source,
@@ -43,6 +45,9 @@ from finevq.training.evaluation import metric_value
 from finevq.training.export import merge_model_folder, model_card, save_model_folder, write_model_card
 
 PROJECTOR_MODULES = ("vision.projector", "motion.projector")
+QUANTILE_FIT_VIDEOS = 512
+"""How many training videos a model's statistics quantiles (`statistics_quantiles`) are fitted on."""
+
 _SCHEDULERS = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
 LOSS_NAMES = ("loss", "lm_loss", "score_loss")
 
@@ -217,6 +222,7 @@ class Trainer:
             self.validation_videos = group_by_video(self.splits["validation"], evaluation.dimensions,
                                                     evaluation.max_videos)
 
+        self._fit_statistics_quantiles(model)
         optimizer = _optimizer(model, training)
         self.scheduler = get_scheduler(_SCHEDULERS[training.scheduler], optimizer,
                                        num_warmup_steps=round(training.warmup_ratio * self.total_steps),
@@ -225,6 +231,21 @@ class Trainer:
         accelerator.register_for_checkpointing(self.scheduler)
         self.state = TrainerState()
         self.step_lr = training.lr
+
+    def _fit_statistics_quantiles(self, model) -> None:
+        """A model whose statistics quantiles were never fitted (one built from its config) gets them
+        from its first `QUANTILE_FIT_VIDEOS` training videos, measured by the loader's workers into the
+        video cache, where training finds them."""
+        if model.statistics_quantiles_fitted:
+            return
+        videos = list(dict.fromkeys(self.dataset.videos))[:QUANTILE_FIT_VIDEOS]
+        names = [name for name, _ in model.statistics.projectors()]
+        loader = DataLoader(VideoStatisticsDataset(videos, names, self.processor, self.video_cache),
+                            batch_size=None, num_workers=self.config.data.num_workers)
+        with self.accelerator.main_process_first():  # the main process fills the cache, the others read it
+            measured = list(tqdm(loader, total=len(videos), desc="statistics quantiles", unit="video",
+                                 disable=not self.is_main, file=sys.stderr))
+        model.fit_statistics_quantiles(measured)
 
     @property
     def is_main(self) -> bool:
