@@ -175,10 +175,9 @@ class FineVQConfig(PreTrainedConfig):
         if self.unclipped_noise_statistics and not self.detector_tokens:
             raise ConfigError("config key 'unclipped_noise_statistics': extends the detector statistics, "
                               "so it needs detector_tokens > 0")
-        if self.statistics_quantiles < 0 or (self.statistics_quantiles and not self.quality_statistics):
-            raise ConfigError("config key 'statistics_quantiles': a knot count >= 0, and > 0 only with quality_statistics")
-        if self.statistics_quantiles == 1:
-            raise ConfigError("config key 'statistics_quantiles': at least 2 knots (or 0 for none)")
+        if self.statistics_quantiles != 0 and (self.statistics_quantiles < 2 or not self.quality_statistics):
+            raise ConfigError(f"config key 'statistics_quantiles': 0, or a knot count >= 2 with quality_statistics; "
+                              f"got {self.statistics_quantiles}")
         if self.score_statistics_readout and not self.quality_statistics:
             raise ConfigError("config key 'score_statistics_readout': reads the statistics tokens, "
                               "so it needs quality_statistics")
