@@ -20,6 +20,7 @@ from finevq.modeling import (
 from finevq.modeling.configuration import FineVQConfig
 from finevq.modeling.statistics import (
     CLIP_STATISTICS,
+    _StatisticsProjector,
     FLICKER_STATISTICS,
     FRAME_STATISTICS,
     NSS_STATISTICS,
@@ -300,6 +301,22 @@ def test_rank_gaussian_maps_each_statistic_through_its_training_distribution():
     mapped = rank_gaussian(torch.tensor([[0.0], [0.5], [1.0], [-50.0], [50.0]]), ties).flatten()
     assert mapped[0] < mapped[1] == 0 < mapped[2] and mapped[0] == pytest.approx(-mapped[2])
     assert mapped[3] < mapped[0] and mapped[4] == pytest.approx(-mapped[3]) and torch.isfinite(mapped).all()
+
+
+def test_keeping_the_raw_statistics_tells_apart_values_the_mapping_saturates():
+    torch.manual_seed(0)
+    training = torch.rand(64, 3)
+    beyond = torch.tensor([[5.0, 5.0, 5.0], [9.0, 9.0, 9.0]])   # both past the top knot
+    tokens = {}
+    for keep_raw in (False, True):
+        projector = _StatisticsProjector(3, width=8, hidden=16, quantiles=16, keep_raw=keep_raw)
+        projector.fit_quantiles(training)
+        projector.train()(training)   # running statistics for eval
+        tokens[keep_raw] = projector.eval()(beyond)
+    torch.testing.assert_close(tokens[False][0], tokens[False][1])
+    assert (tokens[True][0] - tokens[True][1]).abs().max() > 1e-3
+    with pytest.raises(ConfigError, match="statistics_quantiles_keep_raw"):
+        FineVQConfig(statistics_quantiles_keep_raw=True)
 
 
 def test_statistics_quantiles_are_fitted_on_training_videos_and_saved_with_the_weights(tmp_path):

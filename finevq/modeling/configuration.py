@@ -55,6 +55,9 @@ class FineVQConfig(PreTrainedConfig):
     videos by `FineVQForConditionalGeneration.fit_statistics_quantiles` and saved with the weights) before
     the projectors' batch norm: heavy tails and piled-up values (a log ratio of a flat video) then no
     longer squash what differs between typical videos; 0 standardises with the batch norm alone.
+    statistics_quantiles_keep_raw: with statistics_quantiles, each projector reads every statistic twice,
+    mapped and as measured (both through the batch norm): the mapping ranks typical videos apart, and the
+    measured value keeps how far an unusual video lies beyond them.
     score_statistics_readout: with quality_statistics, add to each dimension's score a readout of the
     statistics tokens (the keyframes' averaged, the clip's and the detector tokens; each normalised,
     a linear map squashed by tanh to at most half the score range either way), trained with the score loss: a
@@ -103,6 +106,7 @@ class FineVQConfig(PreTrainedConfig):
     detector_tokens: int = 0
     unclipped_noise_statistics: bool = False
     statistics_quantiles: int = 0
+    statistics_quantiles_keep_raw: bool = False
     statistics_hidden_size: int = 64
     score_statistics_readout: bool = False
     use_fragments: bool = True
@@ -178,6 +182,9 @@ class FineVQConfig(PreTrainedConfig):
         if self.statistics_quantiles != 0 and (self.statistics_quantiles < 2 or not self.quality_statistics):
             raise ConfigError(f"config key 'statistics_quantiles': 0, or a knot count >= 2 with quality_statistics; "
                               f"got {self.statistics_quantiles}")
+        if self.statistics_quantiles_keep_raw and not self.statistics_quantiles:
+            raise ConfigError("config key 'statistics_quantiles_keep_raw': keeps the measured statistics beside "
+                              "the mapped ones, so it needs statistics_quantiles > 0")
         if self.score_statistics_readout and not self.quality_statistics:
             raise ConfigError("config key 'score_statistics_readout': reads the statistics tokens, "
                               "so it needs quality_statistics")

@@ -337,12 +337,15 @@ class _StatisticsProjector(nn.Module):
     variance are saved with the weights): what differs between videos is small next to what every
     video shares (a log energy of -3 +- 0.2), and the token must carry the difference. With
     `quantiles` knots, each statistic first goes through its training distribution (`rank_gaussian`;
-    knots fitted by `fit_quantiles`, saved with the weights)."""
+    knots fitted by `fit_quantiles`, saved with the weights); with `keep_raw` too, the mapped statistics
+    are followed by the measured ones."""
 
-    def __init__(self, in_features: int, width: int, hidden: int, quantiles: int = 0):
+    def __init__(self, in_features: int, width: int, hidden: int, quantiles: int = 0, keep_raw: bool = False):
         super().__init__()
-        self.norm = nn.BatchNorm1d(in_features)
-        self.linear_1 = nn.Linear(in_features, hidden)
+        self.keep_raw = keep_raw
+        read = in_features * (2 if keep_raw else 1)
+        self.norm = nn.BatchNorm1d(read)
+        self.linear_1 = nn.Linear(read, hidden)
         self.act = nn.GELU()
         self.linear_2 = nn.Linear(hidden, width)
         self.quantile_knots: torch.Tensor | None
@@ -367,7 +370,8 @@ class _StatisticsProjector(nn.Module):
                 raise ConfigError("this model maps its statistics through quantiles of its training videos "
                                   "(config statistics_quantiles), and they were never fitted: call "
                                   "fit_statistics_quantiles on training videos before training")
-            rows = rank_gaussian(rows, self.quantile_knots.float())
+            mapped = rank_gaussian(rows, self.quantile_knots.float())
+            rows = torch.cat([mapped, rows], 1) if self.keep_raw else mapped
         rows = rows.to(self.linear_1.weight.dtype)
         norm = self.norm
         # One row has no batch variance: it is standardised by the running statistics, as in eval.
@@ -386,18 +390,18 @@ class QualityStatistics(nn.Module):
         from finevq.modeling.detectors import detector_statistics_size
 
         width = config.text_config.hidden_size
-        quantiles = config.statistics_quantiles
+        quantiles, keep_raw = config.statistics_quantiles, config.statistics_quantiles_keep_raw
         self.frame_projector = _StatisticsProjector(frame_statistics_size(config.nss_statistics), width,
-                                                    config.statistics_hidden_size, quantiles)
+                                                    config.statistics_hidden_size, quantiles, keep_raw)
         self.clip_projector = _StatisticsProjector(clip_statistics_size(config.flicker_statistics), width,
-                                                   config.statistics_hidden_size, quantiles)
+                                                   config.statistics_hidden_size, quantiles, keep_raw)
         self.detector_tokens = config.detector_tokens
         self.detector_projector = None
         if self.detector_tokens:
             self.detector_projector = _StatisticsProjector(detector_statistics_size(config.unclipped_noise_statistics),
                                                            width * self.detector_tokens,
                                                            config.statistics_hidden_size * self.detector_tokens,
-                                                           quantiles)
+                                                           quantiles, keep_raw)
         keep_default_init(self)
 
     def projectors(self) -> list[tuple[str, _StatisticsProjector]]:
