@@ -57,7 +57,7 @@ class FineVQConfig(PreTrainedConfig):
     longer squash what differs between typical videos; 0 standardises with the batch norm alone.
     statistics_quantiles_keep_raw: with statistics_quantiles, each projector reads every statistic twice,
     mapped and as measured (both through the batch norm): the mapping ranks typical videos apart, and the
-    measured value keeps how far an unusual video lies beyond them.
+    measured value keeps the plain standardised reading (and how far a value lies beyond the outermost knots).
     score_statistics_readout: with quality_statistics, add to each dimension's score a readout of the
     statistics tokens (the keyframes' averaged, the clip's and the detector tokens; each normalised,
     a linear map squashed by tanh to at most half the score range either way), trained with the score loss: a
