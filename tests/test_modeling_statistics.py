@@ -20,11 +20,11 @@ from finevq.modeling import (
 from finevq.modeling.configuration import FineVQConfig
 from finevq.modeling.statistics import (
     CLIP_STATISTICS,
-    _StatisticsProjector,
     FLICKER_STATISTICS,
     FRAME_STATISTICS,
     NSS_STATISTICS,
     TILE_STATISTICS,
+    _StatisticsProjector,
     _luma,
     _median3,
     clip_statistics,
