@@ -32,9 +32,12 @@ from finevq.modeling.statistics import (
     finite_statistics,
     flicker_statistics,
     frame_statistics_size,
+    gaussian_kernel,
     mosaic_statistics,
     mscn_statistics,
     rank_gaussian,
+    selected_quantiles,
+    separable_filter,
     tile_statistics,
 )
 from finevq.taxonomy import DIMENSIONS
@@ -90,6 +93,41 @@ def test_mscn_statistics_see_noise_and_blur_as_brisque_does():
     assert stats["noisy"][horizontal_product] < stats["clean"][horizontal_product] - 0.05  # noise decorrelates
     half = stats["clean"][NSS_STATISTICS // 2:]
     assert not torch.allclose(half, stats["clean"][:NSS_STATISTICS // 2])  # the second scale differs
+
+
+def test_mscn_statistics_of_float_frames_are_those_of_exact_arithmetic():
+    # Flat areas dithered by one 8-bit step: their local variance is tiny, and a float E[x^2] - E[x]^2
+    # would move the coefficients there by a few percent.
+    rng = np.random.default_rng(0)
+    levels = np.full((2, 96, 128), 180.0)
+    levels[:, :, 64:] += rng.integers(0, 2, (2, 96, 64))
+    levels[:, 48:, :32] = 40 + rng.integers(0, 2, (2, 48, 32))
+    luma = torch.from_numpy(levels / 255).float()
+    exact = mscn_statistics(luma.double())
+    assert torch.allclose(mscn_statistics(luma).double(), exact, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("radius", [1, 3, 18])
+@pytest.mark.parametrize("padding", ["replicate", "constant"])
+def test_separable_filter_is_the_direct_convolution(radius, padding):
+    images = torch.rand(3, 29, 41, dtype=torch.float64, generator=torch.Generator().manual_seed(radius))
+    kernel = gaussian_kernel(radius / 3 + 0.3, radius)
+    window = torch.outer(kernel, kernel).view(1, 1, 2 * radius + 1, 2 * radius + 1)
+    direct = torch.nn.functional.conv2d(torch.nn.functional.pad(images[:, None], (radius,) * 4, mode=padding), window)
+    filtered = separable_filter(images, kernel, padding)
+    assert filtered.shape == images.shape and filtered.dtype == images.dtype
+    assert torch.allclose(filtered, direct[:, 0], atol=1e-12)
+    assert separable_filter(images.float(), kernel, padding).dtype == torch.float32
+
+
+def test_selected_quantiles_are_torch_quantiles():
+    values = torch.rand(4, 1001, generator=torch.Generator().manual_seed(0))
+    values[:, :300] = 0.5  # ties
+    for levels, dim in [((0.02, 0.5, 0.98), 1), ((0.1,), 0), (0.999, 1), ((0.05, 0.2, 0.5), None)]:
+        expected = torch.quantile(values, torch.tensor(levels), dim=dim)
+        picked = selected_quantiles(values, levels, dim=dim)
+        assert picked.shape == expected.shape and picked.dtype == values.dtype
+        assert torch.allclose(picked, expected, atol=1e-7)
 
 
 def test_median_filter_matches_sorting_every_neighbourhood():

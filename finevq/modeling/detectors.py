@@ -15,7 +15,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from finevq.modeling.statistics import _luma, _median3, unit_pixels
+from finevq.modeling.statistics import (
+    _luma,
+    _median3,
+    gaussian_kernel,
+    selected_quantiles,
+    separable_filter,
+    unit_pixels,
+)
 
 _EPS = 1e-5
 DETECTOR_KEYFRAMES = 4
@@ -35,30 +42,34 @@ def _log(value) -> torch.Tensor:
 def _quantiles(values: torch.Tensor, levels: tuple[float, ...], stride: int = 5) -> torch.Tensor:
     """Per-row quantiles of (N, ...) values over a strided subset of each row, averaged over rows."""
     rows = values.flatten(1)[:, ::stride]
-    return torch.quantile(rows, torch.tensor(levels, dtype=rows.dtype), dim=1).T.mean(0)
-
-
-def _separable(images: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """(N, H, W) convolved by a 1-D kernel along both axes, edges replicated."""
-    radius = len(kernel) // 2
-    x = F.pad(images[:, None], (radius, radius, 0, 0), mode="replicate")
-    x = F.conv2d(x, kernel.view(1, 1, 1, -1))
-    x = F.pad(x, (0, 0, radius, radius), mode="replicate")
-    return F.conv2d(x, kernel.view(1, 1, -1, 1))[:, 0]
+    return selected_quantiles(rows, levels, dim=1).T.mean(0)
 
 
 def _gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    axis = torch.arange(-int(3 * sigma), int(3 * sigma) + 1, dtype=torch.float32)
-    kernel = torch.exp(-axis**2 / (2 * sigma**2))
-    return _separable(images, kernel / kernel.sum())
+    return separable_filter(images, gaussian_kernel(sigma, radius=int(3 * sigma)))
+
+
+def _running_max(values: torch.Tensor, size: int, dim: int) -> torch.Tensor:
+    """Max over the odd `size` values centred on each position along `dim`, the same shape (the ends see
+    only what exists). By doubling spans, a few elementwise maxima: exact, and ten times faster on CPU
+    than max pooling a full frame."""
+    edge = list(values.shape)
+    edge[dim] = size // 2
+    fill = values.new_full(edge, float("-inf"))
+    spans = torch.cat([fill, values, fill], dim)
+    span = 1
+    while span < size:
+        step = min(span, size - span)
+        length = spans.shape[dim] - step
+        spans = torch.maximum(spans.narrow(dim, 0, length), spans.narrow(dim, step, length))
+        span += step
+    return spans
 
 
 def _box_min_max(channel: torch.Tensor, size: int, largest: bool) -> torch.Tensor:
     """Running max (or min) over size x size windows of (N, H, W)."""
     sign = 1.0 if largest else -1.0
-    pad = size // 2
-    x = F.max_pool2d(sign * channel[:, None], (1, size), 1, (0, pad))
-    return sign * F.max_pool2d(x, (size, 1), 1, (pad, 0))[:, 0]
+    return sign * _running_max(_running_max(sign * channel, size, 2), size, 1)
 
 
 def _colour(rgb: torch.Tensor, luma: torch.Tensor) -> list[torch.Tensor]:
@@ -91,12 +102,18 @@ def _colour(rgb: torch.Tensor, luma: torch.Tensor) -> list[torch.Tensor]:
     ]
 
 
+def _laplacian_difference(images: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) -> (N, H-2, W-2): the 3 x 3 kernel [[1, -2, 1], [-2, 4, -2], [1, -2, 1]], which is the
+    second difference along each axis in turn (as slices, several times faster than a convolution)."""
+    across = images[..., :-2] - 2 * images[..., 1:-1] + images[..., 2:]
+    return across[:, :-2] - 2 * across[:, 1:-1] + across[:, 2:]
+
+
 def _ycbcr_noise_responses(rgb: torch.Tensor, luma: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Immerkaer's per-pixel noise response (absolute 3 x 3 Laplacian-difference, scaled so its mean
     is the noise's standard deviation) of luma and both colour differences, (N, H-2, W-2) each, with
     its mean over each cell of `_noise_cells`, (N, rows, columns)."""
-    laplacian = torch.tensor([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=torch.float32).view(1, 1, 3, 3)
-    responses = [F.conv2d(channel[:, None], laplacian)[:, 0].abs() * math.sqrt(math.pi / 2) / 6
+    responses = [_laplacian_difference(channel).abs() * math.sqrt(math.pi / 2) / 6
                  for channel in (luma, (rgb[:, 2] - luma) * 0.564, (rgb[:, 0] - luma) * 0.713)]
     return [(response, _noise_cells(response).mean((3, 4))) for response in responses]
 
@@ -140,7 +157,7 @@ def _unclipped_noise(luma: torch.Tensor,
     for _, cells in noise_responses:
         cells = cells.flatten()
         kept = cells[unclipped] if int(unclipped.sum()) >= _MIN_UNCLIPPED_CELLS else cells
-        features.extend(_log(torch.quantile(kept, torch.tensor((0.05, 0.2, 0.5)))))
+        features.extend(_log(selected_quantiles(kept, (0.05, 0.2, 0.5))))
     return features + [1 - unclipped.float().mean()]
 
 
@@ -174,7 +191,8 @@ def _sharpness(luma: torch.Tensor) -> list[torch.Tensor]:
         _log(fine), _log(middle / fine), _log(coarse / middle), *edges, edges[1] - _log(local_p90),
         local_std.mean(), local_p90, local_std.mean() / (luma.std((1, 2)).mean() + 1e-3),
         *(_log(band) - _log(bands[0]) for band in bands[1:]),
-        _log(axes / power.mean()), _log(high.max() / high.median()), _log(torch.quantile(high, 0.999) / high.median()),
+        _log(axes / power.mean()), _log(high.max() / high.median()),
+        _log(selected_quantiles(high, 0.999) / high.median()),
     ]
 
 
@@ -203,7 +221,7 @@ def _whitened_peaks(channel: torch.Tensor, low: float, high: float) -> tuple[tor
     counts = torch.zeros(side + 1).index_add_(0, ring, torch.ones(len(ring)))
     whitened = power.flatten(1) / (totals / counts.clamp(min=1))[:, ring].clamp(min=1e-12)
     values = whitened[:, ((radius > low) & (radius < high)).flatten()]
-    return torch.log(values.max(1).values).median(), torch.log(torch.quantile(values, 0.999, dim=1)).median()
+    return torch.log(values.max(1).values).median(), torch.log(selected_quantiles(values, 0.999, dim=1)).median()
 
 
 def _patterns(rgb: torch.Tensor, luma: torch.Tensor) -> list[torch.Tensor]:
@@ -218,8 +236,8 @@ def _patterns(rgb: torch.Tensor, luma: torch.Tensor) -> list[torch.Tensor]:
     curvature = luma[..., 2:] - 2 * luma[..., 1:-1] + luma[..., :-2]
     flips = ((curvature[..., 1:] * curvature[..., :-1] < 0)
              & (curvature[..., 1:].abs() > 0.01) & (curvature[..., :-1].abs() > 0.01))
-    edges = (across[..., 1:] > 0.1).float()[:, None]
-    beside_edge = (F.max_pool2d(edges, (1, 9), 1, (0, 4))[:, 0] > 0)[..., 1:]
+    edges = (across[..., 1:] > 0.1).float()
+    beside_edge = (_running_max(edges, 9, 2) > 0)[..., 1:]
     return [
         _periodicity(columns.mean(0)), _periodicity(rows.mean(0)),
         _periodicity(columns).median(), _periodicity(rows).median(),

@@ -61,6 +61,14 @@ def _median3(luma: torch.Tensor) -> torch.Tensor:
     )
 
 
+def selected_quantiles(values: torch.Tensor, levels, dim: int | None = None) -> torch.Tensor:
+    """`torch.quantile(values, levels, dim=dim)` (linear interpolation; levels a float or a sequence)
+    through NumPy's selection: equal within float rounding, and four to five times faster on CPU, as a
+    partial sort finds a few levels where torch sorts every row in full."""
+    picked = np.quantile(values.detach().cpu().numpy(), levels, axis=dim)
+    return torch.as_tensor(picked, dtype=values.dtype, device=values.device)
+
+
 def _cell_std(values: torch.Tensor, cell: int = BLOCK) -> torch.Tensor:
     """Standard deviation of each `cell` x `cell` cell of (N, H, W) -> (N, cells)."""
     count, height, width = values.shape
@@ -106,16 +114,15 @@ def tile_statistics(images: torch.Tensor) -> torch.Tensor:
     laplacian = luma[..., 1:-1, 1:-1] * 4 - neighbours
     signed_residual = luma - _median3(luma)
     residual = signed_residual.abs()
-    levels = torch.tensor([0.02, 0.5, 0.98], device=luma.device)
-    low_levels = torch.tensor([0.1, 0.5], device=luma.device)
+    levels, low_levels = (0.02, 0.5, 0.98), (0.1, 0.5)
     brightest, darkest = images.max(1).values, images.min(1).values
     saturation = ((brightest - darkest) / (brightest + 0.05)).flatten(1)
     edge_energy = laplacian.abs().mean((1, 2)) + _EPS
     columns = [
         images.mean((2, 3)),
         torch.log(images.std((2, 3)) + _EPS),
-        torch.quantile(luma.flatten(1), levels, dim=1).T,
-        torch.quantile(chroma, levels[1:], dim=1).T,
+        selected_quantiles(luma.flatten(1), levels, dim=1).T,
+        selected_quantiles(chroma, levels[1:], dim=1).T,
         _log_mean(dx, (1, 2)).unsqueeze(1),
         _log_mean(dy, (1, 2)).unsqueeze(1),
         _log_mean((half[..., :, 1:] - half[..., :, :-1]).abs(), (1, 2)).unsqueeze(1),
@@ -131,11 +138,11 @@ def tile_statistics(images: torch.Tensor) -> torch.Tensor:
         _spectral_peakiness(luma).unsqueeze(1),
         (luma < 0.03).float().mean((1, 2)).unsqueeze(1),
         (luma > 0.97).float().mean((1, 2)).unsqueeze(1),
-        torch.quantile(saturation, levels[1:], dim=1).T,
+        selected_quantiles(saturation, levels[1:], dim=1).T,
         # In the flattest 8-px cells only noise is left: the low quantiles of the cells' spread of
         # the median residual and of luma itself measure it apart from texture.
-        torch.log(torch.quantile(_cell_std(signed_residual), low_levels, dim=1).T + _EPS),
-        torch.log(torch.quantile(_cell_std(luma), low_levels, dim=1).T + _EPS),
+        torch.log(selected_quantiles(_cell_std(signed_residual), low_levels, dim=1).T + _EPS),
+        torch.log(selected_quantiles(_cell_std(luma), low_levels, dim=1).T + _EPS),
         torch.log(luma.std((1, 2)) + _EPS).unsqueeze(1),
     ]
     return torch.cat(columns, dim=1)
@@ -158,11 +165,32 @@ FRAME_STATISTICS = 4 * TILE_STATISTICS
 """Per keyframe: the whole frame's statistics and its fragment patches' mean, max and min."""
 
 
-def _gaussian_window(size: int = 7, sigma: float = 7 / 6) -> torch.Tensor:
-    axis = torch.arange(size, dtype=torch.float32) - size // 2
+def gaussian_kernel(sigma: float, radius: int) -> torch.Tensor:
+    """The normalised 1-D Gaussian of `sigma` over -radius..radius, in double precision: taps that sum
+    to one only within float rounding bias a local variance E[x^2] - E[x]^2 of flat areas."""
+    axis = torch.arange(-radius, radius + 1, dtype=torch.float64)
     kernel = torch.exp(-(axis**2) / (2 * sigma**2))
-    kernel = torch.outer(kernel, kernel)
-    return (kernel / kernel.sum()).view(1, 1, size, size)
+    return kernel / kernel.sum()
+
+
+def separable_filter(images: torch.Tensor, kernel: torch.Tensor, padding: str = "replicate") -> torch.Tensor:
+    """(N, H, W) filtered along both axes by a symmetric 1-D kernel, edges padded by `padding`
+    ("replicate", or "constant" for zeros) -> (N, H, W). Through the FFT of the padded images (the
+    padding keeps the circular product from wrapping around), in the images' dtype: it matches a
+    direct convolution within that dtype's rounding, and on CPU is four to six times faster (float)
+    than two single-channel convolutions of a frame."""
+    radius = len(kernel) // 2
+    padded = F.pad(images[:, None], (radius, radius, radius, radius), mode=padding)[:, 0]
+    height, width = padded.shape[-2:]
+
+    def taps(length: int) -> torch.Tensor:
+        centred = torch.zeros(length, dtype=padded.dtype, device=padded.device)
+        centred[:len(kernel)] = kernel.to(centred)
+        return torch.roll(centred, -radius)
+
+    response = torch.fft.fft(taps(height))[:, None] * torch.fft.rfft(taps(width))[None]
+    filtered = torch.fft.irfft2(torch.fft.rfft2(padded) * response, s=(height, width))
+    return filtered[:, radius:height - radius, radius:width - radius]
 
 
 def mscn_statistics(luma: torch.Tensor) -> torch.Tensor:
@@ -173,13 +201,15 @@ def mscn_statistics(luma: torch.Tensor) -> torch.Tensor:
 
     Natural images have near-Gaussian MSCN coefficients whatever they show; noise, blur and blocks
     each bend that shape their own way, which is why these transfer across content."""
-    window = _gaussian_window().to(luma)
+    window = gaussian_kernel(7 / 6, radius=3)
     features = []
-    image = luma[:, None]
+    # Double precision up to the coefficients: the local variance E[x^2] - E[x]^2 of a flat area
+    # cancels to almost nothing, and float rounding would otherwise decide its coefficients.
+    image = luma.double()
     for _ in range(2):
-        mean = F.conv2d(image, window, padding=3)
-        deviation = (F.conv2d(image * image, window, padding=3) - mean * mean).clamp(min=0).sqrt()
-        mscn = ((image - mean) / (deviation + 1 / 255))[:, 0, 4:-4, 4:-4]
+        mean = separable_filter(image, window, padding="constant")
+        deviation = (separable_filter(image * image, window, padding="constant") - mean * mean).clamp(min=0).sqrt()
+        mscn = ((image - mean) / (deviation + 1 / 255))[:, 4:-4, 4:-4].to(luma.dtype)
         flat = mscn.flatten(1)
         variance = flat.var(1)
         features += [variance, ((flat - flat.mean(1, keepdim=True)) ** 4).mean(1) / (variance**2 + 1e-8),
@@ -187,10 +217,9 @@ def mscn_statistics(luma: torch.Tensor) -> torch.Tensor:
         for product in (mscn[:, :, 1:] * mscn[:, :, :-1], mscn[:, 1:] * mscn[:, :-1],
                         mscn[:, 1:, 1:] * mscn[:, :-1, :-1], mscn[:, 1:, :-1] * mscn[:, :-1, 1:]):
             values = product.flatten(1)
-            left = torch.where(values < 0, values, torch.zeros_like(values))
-            right = torch.where(values >= 0, values, torch.zeros_like(values))
+            left, right = values.clamp(max=0), values.clamp(min=0)
             features += [values.mean(1), values.var(1), (left**2).mean(1) / ((right**2).mean(1) + 1e-8)]
-        image = F.avg_pool2d(image, 2)
+        image = F.avg_pool2d(image[:, None], 2)[:, 0]
     return torch.stack(features, dim=1)
 
 
