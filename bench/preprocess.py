@@ -4,7 +4,7 @@ detector statistics, frame and clip statistics, and the resized pixel tensors, o
 
 Run: python bench/preprocess.py [--videos 30] [--data DIR] [--model DIR]
 Without --data it writes FineVD-Synth videos (16 frames, as the default model's recipe) first. Then the same
-on one 4-s 1080p H.264 clip (a drifting noisy texture), the size users score. --model (default the shipped
+on one 4-s 1080p H.264 clip (a drifting random-noise texture), the size users score. --model (default the shipped
 finevq-tiny) gives the processor settings."""
 
 from __future__ import annotations
@@ -23,15 +23,17 @@ import torch
 
 from finevq import video as video_io
 from finevq.data.synth import SceneOptions, SynthConfig, generate
+from finevq.inference.assessor import default_model_folder
 from finevq.modeling import processor as processor_module
 from finevq.modeling.processor import FineVQProcessor
-from finevq.inference.assessor import default_model_folder
 
 PARTS = {"decode": (video_io, "sample_video"), "detector statistics": (processor_module, "detector_statistics"),
          "frame and clip statistics": (processor_module, "video_statistics")}
 
 
 def timing(seconds: dict[str, float], name: str, function):
+    """`function`, adding the seconds of each call to seconds[name]."""
+
     def timed(*args, **kwargs):
         start = time.perf_counter()
         try:
@@ -43,6 +45,7 @@ def timing(seconds: dict[str, float], name: str, function):
 
 
 def write_1080p_clip(path: Path, frames: int = 120) -> Path:
+    """A 30-fps H.264 clip of random noise drifting one pixel a frame: every block costs the encoder and decoder."""
     rng = np.random.default_rng(0)
     texture = rng.integers(0, 256, (1080, 2048, 3), dtype=np.uint8)
     with av.open(str(path), "w") as container:
