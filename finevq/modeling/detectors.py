@@ -102,11 +102,16 @@ def _colour(rgb: torch.Tensor, luma: torch.Tensor) -> list[torch.Tensor]:
     ]
 
 
+def _second_difference(values: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """x[i+2] - 2 x[i+1] + x[i] along `dim` (two shorter)."""
+    length = values.shape[dim] - 2
+    return values.narrow(dim, 2, length) - 2 * values.narrow(dim, 1, length) + values.narrow(dim, 0, length)
+
+
 def _laplacian_difference(images: torch.Tensor) -> torch.Tensor:
     """(N, H, W) -> (N, H-2, W-2): the 3 x 3 kernel [[1, -2, 1], [-2, 4, -2], [1, -2, 1]], which is the
     second difference along each axis in turn (as slices, several times faster than a convolution)."""
-    across = images[..., :-2] - 2 * images[..., 1:-1] + images[..., 2:]
-    return across[:, :-2] - 2 * across[:, 1:-1] + across[:, 2:]
+    return _second_difference(_second_difference(images, -1), -2)
 
 
 def _ycbcr_noise_responses(rgb: torch.Tensor, luma: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -233,7 +238,7 @@ def _patterns(rgb: torch.Tensor, luma: torch.Tensor) -> list[torch.Tensor]:
     low_peak, low_peak_999 = _whitened_peaks(luma, 0.015, 0.16)
     high_peak, high_peak_999 = _whitened_peaks(luma, 0.16, 0.5)
     chroma_peak, chroma_peak_999 = _whitened_peaks(rgb[:, 0] - rgb[:, 2], 0.015, 0.3)
-    curvature = luma[..., 2:] - 2 * luma[..., 1:-1] + luma[..., :-2]
+    curvature = _second_difference(luma)
     flips = ((curvature[..., 1:] * curvature[..., :-1] < 0)
              & (curvature[..., 1:].abs() > 0.01) & (curvature[..., :-1].abs() > 0.01))
     edges = (across[..., 1:] > 0.1).float()
@@ -311,7 +316,7 @@ def _temporal(clip: torch.Tensor, native_scale: float) -> list[torch.Tensor]:
         peaks.min(), peaks.mean(),
         (change < 0.003).float().mean(), (change < 0.2 * median_change).float().mean(),
         change.std() / (change.mean() + _EPS), change.max() / median_change, change.min() / median_change,
-        _log((brightness[2:] - 2 * brightness[1:-1] + brightness[:-2]).abs().mean()), _log(brightness.std()),
+        _log(_second_difference(brightness).abs().mean()), _log(brightness.std()),
         _log((bands[1:] - bands[:-1]).abs().mean()), _log((tint[1:] - tint[:-1]).abs().mean()),
     ]
 
